@@ -1,0 +1,56 @@
+# eboard — the two front doors are `make demo` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+DURATION ?= 0
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+# Debian/Ubuntu packages the box and the tests need: libVLC with its video outputs,
+# Xvfb and the xcb libraries Qt needs, fonts with every Vietnamese letter, ffmpeg
+# for test media, nginx for the "any web server" test, chromium for the status page.
+DEB_PACKAGES := vlc-bin vlc-plugin-base vlc-plugin-video-output libvlc5 \
+	xvfb xauth x11-utils ffmpeg fonts-noto-core fonts-dejavu-core \
+	libxcb-cursor0 libxkbcommon-x11-0 libxcb-icccm4 libxcb-image0 libxcb-keysyms1 \
+	libxcb-randr0 libxcb-render-util0 libxcb-shape0 libxcb-xinerama0 libxcb-xkb1 \
+	libegl1 libgl1 libfontconfig1 libdbus-1-3 nginx-light curl wget \
+	python3-venv
+
+.PHONY: setup deb-packages venv demo test soak bench lint clean install-kiosk uninstall-kiosk
+
+setup: deb-packages venv
+
+deb-packages:
+	@missing=$$(for p in $(DEB_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "Installing Debian packages: $$missing"; \
+	  $(SUDO) apt-get update -q && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	@touch $@
+
+demo: setup
+	$(VENV)/bin/eboard demo --duration $(DURATION)
+
+test: setup
+	$(PY) -m pytest -q
+
+soak: setup
+	$(PY) -m pytest -q -m soak
+
+bench: setup
+	$(PY) -m bench
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy eboard player content_sync kiosk_config
+
+clean:
+	rm -rf $(VENV) demo-output build *.egg-info

@@ -1,0 +1,179 @@
+"""The eboard/1 manifest: parsing and validation into typed, immutable values.
+
+Unknown fields are ignored (forward compatible). Missing or ill-typed required
+fields refuse the whole manifest with one clear reason.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import unicodedata
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+FORMAT = "eboard.manifest/1"
+SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+TIME_RE = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$|^24:00$")
+ALLOWED_TYPES = {
+    "image/jpeg", "image/png", "image/webp", "image/gif", "image/bmp",
+    "video/mp4", "video/webm", "video/x-matroska", "video/quicktime", "video/mpeg",
+}
+Priority = Literal["normal", "priority", "emergency"]
+
+
+class ManifestError(Exception):
+    """A manifest was refused; the message is one line a technician can act on."""
+
+
+def _nfc(v: str) -> str:
+    return unicodedata.normalize("NFC", v)
+
+
+NFCStr = Annotated[str, AfterValidator(_nfc)]
+
+
+def _aware(v: datetime) -> datetime:
+    if v.tzinfo is None:
+        raise ValueError("a date-time with a UTC offset, e.g. 2026-11-24T08:00:00+07:00")
+    return v
+
+
+AwareDatetime = Annotated[datetime, AfterValidator(_aware)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class MediaInfo(_Model):
+    size: int = Field(ge=0)
+    type: str
+
+    @field_validator("type")
+    @classmethod
+    def _allowed(cls, v: str) -> str:
+        if v not in ALLOWED_TYPES:
+            raise ValueError(f"a media type in {sorted(ALLOWED_TYPES)}, not {v!r}")
+        return v
+
+
+class Schedule(_Model):
+    start: AwareDatetime | None = None
+    end: AwareDatetime | None = None
+    days: tuple[int, ...] = (1, 2, 3, 4, 5, 6, 7)
+    times: tuple[tuple[str, str], ...] = ()
+
+    @field_validator("days")
+    @classmethod
+    def _days(cls, v: tuple[int, ...]) -> tuple[int, ...]:
+        if any(d < 1 or d > 7 for d in v):
+            raise ValueError("ISO weekdays 1 (Monday) to 7 (Sunday)")
+        return v
+
+    @field_validator("times")
+    @classmethod
+    def _times(cls, v: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
+        for a, b in v:
+            if not TIME_RE.match(a) or not TIME_RE.match(b):
+                raise ValueError("time windows as [\"HH:MM\", \"HH:MM\"]")
+        return v
+
+
+class Item(_Model):
+    id: str = Field(min_length=1, max_length=200)
+    type: Literal["image", "video", "text"]
+    media: str | None = None
+    duration: float | None = Field(default=None, gt=0, le=86400)
+    title: NFCStr = ""
+    body: NFCStr = ""
+    instructions: NFCStr = ""
+    valid_from: AwareDatetime | None = None
+    valid_until: AwareDatetime | None = None
+
+    @model_validator(mode="after")
+    def _shape(self) -> Item:
+        if self.type in ("image", "video"):
+            if not self.media:
+                raise ValueError(f"{self.type} item {self.id!r} needs a 'media' hash")
+            if not SHA256_RE.match(self.media):
+                raise ValueError(
+                    f"item {self.id!r} media {self.media[:80]!r} is not 64 lowercase hex digits"
+                )
+        elif not (self.title or self.body):
+            raise ValueError(f"text item {self.id!r} needs a title or a body")
+        return self
+
+
+class Playlist(_Model):
+    id: str = Field(min_length=1, max_length=200)
+    title: NFCStr = ""
+    priority: Priority = "normal"
+    risk_level: int | None = Field(default=None, ge=1, le=5)
+    schedule: Schedule = Schedule()
+    items: tuple[Item, ...]
+
+
+class TickerLine(_Model):
+    id: str
+    text: NFCStr
+    valid_from: AwareDatetime | None = None
+    valid_until: AwareDatetime | None = None
+
+
+class Manifest(_Model):
+    format: Literal["eboard.manifest/1"]
+    board: str
+    version: int = Field(ge=1)
+    issued_at: AwareDatetime
+    media: dict[str, MediaInfo] = Field(default_factory=dict)
+    playlists: tuple[Playlist, ...] = ()
+    ticker: tuple[TickerLine, ...] = ()
+
+    @model_validator(mode="after")
+    def _references(self) -> Manifest:
+        for name in self.media:
+            if not SHA256_RE.match(name):
+                raise ValueError(f"media name {name[:80]!r} is not 64 lowercase hex digits")
+        for pl in self.playlists:
+            for item in pl.items:
+                if item.media is not None and item.media not in self.media:
+                    raise ValueError(
+                        f"item {item.id!r} refers to media {item.media[:12]}… "
+                        "that is not listed in 'media'"
+                    )
+        return self
+
+
+def _one_line(e: ValidationError) -> str:
+    err = e.errors()[0]
+    where = ".".join(str(p) for p in err["loc"]) or "manifest"
+    msg = str(err["msg"]).removeprefix("Value error, ")
+    more = f" (and {e.error_count() - 1} more)" if e.error_count() > 1 else ""
+    return f"{where}: {msg}{more}"
+
+
+def parse(body: bytes) -> Manifest:
+    """Parse manifest JSON bytes or raise ManifestError with one clear reason."""
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ManifestError(f"manifest is not valid JSON: {e}") from None
+    if not isinstance(data, dict):
+        raise ManifestError("manifest is not a JSON object")
+    if data.get("format") != FORMAT:
+        raise ManifestError(f"manifest format is {data.get('format')!r}, expected {FORMAT!r}")
+    try:
+        return Manifest.model_validate(data)
+    except ValidationError as e:
+        raise ManifestError(f"manifest refused: {_one_line(e)}") from None

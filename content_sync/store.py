@@ -1,0 +1,270 @@
+"""The shared SQLite database (WAL) in the cache directory.
+
+Only content_sync writes manifests and media rows; the player writes proof-of-play
+records into the outbox and its own status. ``generation`` in ``meta`` increases
+with every activation, so the player's change check is one cheap query.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+SCHEMA_VERSION = 1
+
+
+def utcnow() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def media_dir(cache_dir: Path) -> Path:
+    return cache_dir / "media"
+
+
+def partial_dir(cache_dir: Path) -> Path:
+    return cache_dir / "partial"
+
+
+def media_path(cache_dir: Path, sha256: str) -> Path:
+    return media_dir(cache_dir) / sha256
+
+
+def connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
+    """Open the database with WAL, a busy timeout and full durability."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+    conn.row_factory = sqlite3.Row
+    conn.execute("PRAGMA busy_timeout=30000")
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    if not readonly:
+        ensure_schema(conn)
+    return conn
+
+
+def ensure_schema(conn: sqlite3.Connection) -> None:
+    db = sqlite_utils.Database(conn)
+    with transaction(conn):
+        db["meta"].create({"key": str, "value": str}, pk="key", if_not_exists=True)
+        db["manifests"].create(
+            {"version": int, "board": str, "state": str, "issued_at": str,
+             "received_at": str, "keyid": str, "body": bytes, "reason": str},
+            pk="version", if_not_exists=True,
+        )
+        db["media"].create(
+            {"sha256": str, "size": int, "type": str, "verified_at": str, "last_used": str},
+            pk="sha256", if_not_exists=True,
+        )
+        db["refusals"].create(
+            {"id": int, "at": str, "subject": str, "reason": str},
+            pk="id", if_not_exists=True,
+        )
+        db["status"].create(
+            {"component": str, "updated_at": str, "data": str},
+            pk="component", if_not_exists=True,
+        )
+        db["plays"].create(
+            {"id": str, "item_id": str, "playlist_id": str, "manifest_version": int,
+             "started_at": str, "ended_at": str, "duration_s": float, "outcome": str,
+             "detail": str},
+            pk="id", if_not_exists=True,
+        )
+        db["overlays"].create(
+            {"id": str, "source": str, "updated_at": str, "body": str},
+            pk="id", if_not_exists=True,
+        )
+        conn.execute(
+            "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema', ?), ('generation', '0')",
+            (str(SCHEMA_VERSION),),
+        )
+
+
+@contextmanager
+def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """One IMMEDIATE transaction: all of it is on disk, or none of it."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def get_meta(conn: sqlite3.Connection, key: str) -> str | None:
+    row = conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+    return None if row is None else str(row[0])
+
+
+def set_meta(conn: sqlite3.Connection, key: str, value: str) -> None:
+    conn.execute(
+        "INSERT INTO meta(key, value) VALUES (?, ?) "
+        "ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+        (key, value),
+    )
+
+
+def generation(conn: sqlite3.Connection) -> int:
+    return int(get_meta(conn, "generation") or 0)
+
+
+@dataclass(frozen=True)
+class StoredManifest:
+    version: int
+    body: bytes
+    keyid: str
+
+
+def active_manifest(conn: sqlite3.Connection) -> StoredManifest | None:
+    row = conn.execute(
+        "SELECT m.version, m.body, m.keyid FROM manifests m "
+        "JOIN meta ON meta.key='active_version' AND CAST(meta.value AS INTEGER)=m.version"
+    ).fetchone()
+    if row is None:
+        return None
+    return StoredManifest(int(row["version"]), bytes(row["body"]), str(row["keyid"]))
+
+
+def active_version(conn: sqlite3.Connection) -> int:
+    return int(get_meta(conn, "active_version") or 0)
+
+
+def record_media(conn: sqlite3.Connection, sha256: str, size: int, mtype: str) -> None:
+    now = utcnow()
+    conn.execute(
+        "INSERT INTO media(sha256, size, type, verified_at, last_used) VALUES (?,?,?,?,?) "
+        "ON CONFLICT(sha256) DO UPDATE SET verified_at=excluded.verified_at",
+        (sha256, size, mtype, now, now),
+    )
+
+
+def known_media(conn: sqlite3.Connection) -> set[str]:
+    return {r[0] for r in conn.execute("SELECT sha256 FROM media")}
+
+
+def activate(
+    conn: sqlite3.Connection, version: int, board: str, issued_at: str,
+    body: bytes, keyid: str, media: list[str],
+) -> None:
+    """Make ``version`` active in one transaction, if every media is recorded."""
+    with transaction(conn):
+        if version <= active_version(conn):
+            raise ValueError(f"version {version} is not above the active one")
+        have = known_media(conn)
+        missing = [m for m in media if m not in have]
+        if missing:
+            raise ValueError(f"{len(missing)} media not present, e.g. {missing[0]}")
+        conn.execute("UPDATE manifests SET state='superseded' WHERE state IN ('active','pending')")
+        conn.execute(
+            "INSERT INTO manifests(version, board, state, issued_at, received_at, keyid, body)"
+            " VALUES (?,?,?,?,?,?,?) ON CONFLICT(version) DO UPDATE SET state='active'",
+            (version, board, "active", issued_at, utcnow(), keyid, body),
+        )
+        now = utcnow()
+        conn.executemany(
+            "UPDATE media SET last_used=? WHERE sha256=?", [(now, m) for m in media]
+        )
+        set_meta(conn, "active_version", str(version))
+        bump_generation(conn)
+
+
+def record_refusal(conn: sqlite3.Connection, subject: str, reason: str) -> None:
+    with transaction(conn):
+        conn.execute(
+            "INSERT INTO refusals(at, subject, reason) VALUES (?,?,?)",
+            (utcnow(), subject, reason),
+        )
+        conn.execute(
+            "DELETE FROM refusals WHERE id NOT IN "
+            "(SELECT id FROM refusals ORDER BY id DESC LIMIT 200)"
+        )
+
+
+def recent_refusals(conn: sqlite3.Connection, limit: int = 10) -> list[dict[str, Any]]:
+    rows = conn.execute(
+        "SELECT at, subject, reason FROM refusals ORDER BY id DESC LIMIT ?", (limit,)
+    )
+    return [dict(r) for r in rows]
+
+
+def set_status(conn: sqlite3.Connection, component: str, data: dict[str, Any]) -> None:
+    conn.execute(
+        "INSERT INTO status(component, updated_at, data) VALUES (?,?,?) "
+        "ON CONFLICT(component) DO UPDATE SET updated_at=excluded.updated_at, data=excluded.data",
+        (component, utcnow(), json.dumps(data, ensure_ascii=False, default=str)),
+    )
+
+
+def get_status(conn: sqlite3.Connection, component: str) -> dict[str, Any] | None:
+    row = conn.execute(
+        "SELECT updated_at, data FROM status WHERE component=?", (component,)
+    ).fetchone()
+    if row is None:
+        return None
+    data: dict[str, Any] = json.loads(row["data"])
+    data["updated_at"] = row["updated_at"]
+    return data
+
+
+def add_play(conn: sqlite3.Connection, record: dict[str, Any]) -> None:
+    """Append one proof-of-play record to the outbox (its own transaction)."""
+    conn.execute(
+        "INSERT OR IGNORE INTO plays(id, item_id, playlist_id, manifest_version, started_at,"
+        " ended_at, duration_s, outcome, detail) VALUES (:id, :item_id, :playlist_id,"
+        " :manifest_version, :started_at, :ended_at, :duration_s, :outcome, :detail)",
+        {"detail": "", **record},
+    )
+
+
+def pending_plays(conn: sqlite3.Connection, limit: int = 500) -> list[dict[str, Any]]:
+    rows = conn.execute("SELECT * FROM plays ORDER BY started_at LIMIT ?", (limit,))
+    return [dict(r) for r in rows]
+
+
+def ack_plays(conn: sqlite3.Connection, ids: list[str]) -> None:
+    with transaction(conn):
+        conn.executemany("DELETE FROM plays WHERE id=?", [(i,) for i in ids])
+
+
+def outbox_size(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("SELECT count(*) FROM plays").fetchone()[0])
+
+
+
+def bump_generation(conn: sqlite3.Connection) -> None:
+    """Tell the player that what it should show may have changed (call in a transaction)."""
+    set_meta(conn, "generation", str(generation(conn) + 1))
+
+
+def replace_overlays(conn: sqlite3.Connection, source: str, playlists: dict[str, str]) -> None:
+    """Replace every overlay playlist of ``source`` (e.g. 'cap') in one transaction.
+
+    An overlay is a playlist JSON (the manifest's Playlist shape, text items only)
+    that comes from a trusted local source such as a CAP feed rather than from the
+    signed manifest. The player schedules overlays beside the manifest's playlists.
+    """
+    with transaction(conn):
+        old = {r[0]: r[1] for r in conn.execute(
+            "SELECT id, body FROM overlays WHERE source=?", (source,))}
+        if old == playlists:
+            return
+        conn.execute("DELETE FROM overlays WHERE source=?", (source,))
+        now = utcnow()
+        conn.executemany(
+            "INSERT INTO overlays(id, source, updated_at, body) VALUES (?,?,?,?)",
+            [(pid, source, now, body) for pid, body in playlists.items()],
+        )
+        bump_generation(conn)
+
+
+def overlays(conn: sqlite3.Connection) -> list[str]:
+    """Every overlay playlist's JSON body, in a stable order."""
+    return [r[0] for r in conn.execute("SELECT body FROM overlays ORDER BY source, id")]

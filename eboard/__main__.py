@@ -1,0 +1,5 @@
+import sys
+
+from eboard.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""Subcommands of ``eboard``; see eboard.cli for how they are registered."""

@@ -1,0 +1,148 @@
+"""The box's configuration, declared as a schema.
+
+Every key here is documented in ``eboard.example.toml`` (a test checks that the two
+agree). Models forbid unknown keys so that a typo is an error, not a silent default.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+GEOMETRY_RE = re.compile(r"^(\d{2,5})x(\d{2,5})\+(-?\d{1,5})\+(-?\d{1,5})$")
+BOARD_ID_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,127}$")
+HOURS_RE = re.compile(r"^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-4]):[0-5]\d$")
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class BoardConfig(Section):
+    id: str = Field(
+        default="demo.board-01",
+        description="the board's id at the source: lowercase letters, digits, '.', '_', '-'",
+    )
+    name: str = Field(default="Bảng tin điện tử", description="name shown on the screen")
+
+    @field_validator("id")
+    @classmethod
+    def _check_id(cls, v: str) -> str:
+        if not BOARD_ID_RE.match(v):
+            raise ValueError(
+                "a board id of lowercase letters, digits, '.', '_' or '-' "
+                "(at most 128), e.g. 'laichau.muongte.pavesu-01'"
+            )
+        return v
+
+
+class SourceConfig(Section):
+    url: str = Field(default="http://127.0.0.1:8765/", description="base URL of the source")
+    token_file: str = Field(default="", description="file holding the bearer token (mode 0600)")
+    trusted_keys: list[str] = Field(
+        default_factory=list, description="Ed25519 public keys: PEM file paths"
+    )
+    poll_interval: int = Field(default=60, ge=5, le=86400)
+    poll_jitter: float = Field(default=0.2, ge=0.0, le=1.0)
+    long_poll: bool = True
+    allow_insecure_http: bool = False
+    ca_bundle: str = ""
+    proxy: str = ""
+    connect_timeout: float = Field(default=10.0, gt=0, le=300)
+    read_timeout: float = Field(default=30.0, gt=0, le=600)
+    max_parallel_downloads: int = Field(default=2, ge=1, le=16)
+    bandwidth_limit_kbps: int = Field(default=0, ge=0)
+    max_media_mb: int = Field(default=500, ge=1)
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, v: str) -> str:
+        if not re.match(r"^(https?|file)://", v):
+            raise ValueError(
+                "a URL starting with http://, https:// or file://, "
+                "e.g. 'https://httt.example.gov.vn/eboard/v1/' or 'file:///media/usb/eboard/'"
+            )
+        return v if v.endswith("/") else v + "/"
+
+
+class CacheConfig(Section):
+    dir: str = Field(default="/var/lib/eboard", description="state directory: database and media")
+    quota_mb: int = Field(default=4096, ge=16)
+
+
+class DisplayConfig(Section):
+    geometry: str = Field(default="fullscreen", description="'fullscreen' or 'WxH+X+Y'")
+    rotation: Literal[0, 90, 180, 270] = 0
+    header: bool = True
+    ticker: bool = True
+    image_fit: Literal["fit", "fill", "stretch"] = "fit"
+    smooth_scaling: bool = True
+    on_hours: str = Field(default="", description="'HH:MM-HH:MM' when the screen is on; '' = always")
+    volume: int = Field(default=80, ge=0, le=100)
+    ticker_speed: int = Field(default=120, ge=10, le=2000, description="pixels per second")
+
+    @field_validator("geometry")
+    @classmethod
+    def _check_geometry(cls, v: str) -> str:
+        if v != "fullscreen" and not GEOMETRY_RE.match(v):
+            raise ValueError("'fullscreen' or a rectangle WxH+X+Y, e.g. '768x384+0+0'")
+        return v
+
+    @field_validator("on_hours")
+    @classmethod
+    def _check_hours(cls, v: str) -> str:
+        if v and not HOURS_RE.match(v):
+            raise ValueError("'' (always on) or 'HH:MM-HH:MM', e.g. '05:30-22:00'")
+        return v
+
+    def rect(self) -> tuple[int, int, int, int] | None:
+        """(width, height, x, y), or None for fullscreen."""
+        m = GEOMETRY_RE.match(self.geometry)
+        if not m:
+            return None
+        w, h, x, y = (int(g) for g in m.groups())
+        return w, h, x, y
+
+
+class StatusConfig(Section):
+    heartbeat_interval: int = Field(default=60, ge=5, le=3600)
+    screenshot_interval: int = Field(default=0, ge=0, description="seconds; 0 = only on command")
+    screenshot_width: int = Field(default=480, ge=64, le=1920)
+    outbox_max_records: int = Field(default=100_000, ge=100)
+    allow_reboot: bool = False
+    allow_clear_cache: bool = True
+
+
+class Config(Section):
+    timezone: str = Field(default="Asia/Ho_Chi_Minh", description="IANA timezone")
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    board: BoardConfig = BoardConfig()
+    source: SourceConfig = SourceConfig()
+    cache: CacheConfig = CacheConfig()
+    display: DisplayConfig = DisplayConfig()
+    status: StatusConfig = StatusConfig()
+
+    @field_validator("timezone")
+    @classmethod
+    def _check_tz(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError("an IANA timezone name, e.g. 'Asia/Ho_Chi_Minh'") from None
+        return v
+
+    @property
+    def cache_dir(self) -> Path:
+        return Path(self.cache.dir)
+
+    @property
+    def db_path(self) -> Path:
+        return self.cache_dir / "eboard.db"
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
