@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 GEOMETRY_RE = re.compile(r"^(\d{2,5})x(\d{2,5})\+(-?\d{1,5})\+(-?\d{1,5})$")
 BOARD_ID_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,127}$")
@@ -117,6 +117,53 @@ class StatusConfig(Section):
     allow_clear_cache: bool = True
 
 
+class CapConfig(Section):
+    """A CAP 1.2 alert feed (OASIS Common Alerting Protocol) as an extra emergency source."""
+
+    feed_url: str = Field(
+        default="", description="CAP alert or Atom/RSS feed: http(s):// or file://; '' = off"
+    )
+    poll_interval: int = Field(default=60, ge=10, le=86400)
+    allow_insecure_http: bool = False
+    geocodes: list[str] = Field(
+        default_factory=list, description="'valueName=value' or plain 'value' of the board's area"
+    )
+    area_names: list[str] = Field(
+        default_factory=list, description="commune/district/province names matched in areaDesc"
+    )
+    latitude: float = Field(default=0.0, ge=-90.0, le=90.0)
+    longitude: float = Field(default=0.0, ge=-180.0, le=180.0)
+    show_test: bool = False
+    languages: list[str] = Field(default_factory=lambda: ["vi", "vi-VN"])
+    no_expiry_hours: int = Field(default=24, ge=1, le=720)
+    max_document_kb: int = Field(default=4096, ge=16, le=65536)
+    max_fetches_per_poll: int = Field(default=50, ge=1, le=1000)
+
+    @field_validator("feed_url")
+    @classmethod
+    def _check_feed_url(cls, v: str) -> str:
+        if v and not re.match(r"^(https?|file)://", v):
+            raise ValueError(
+                "'' (off) or a URL starting with http://, https:// or file://, "
+                "e.g. 'https://canhbao.example.gov.vn/cap/feed.xml'"
+            )
+        return v
+
+    @model_validator(mode="after")
+    def _needs_area(self) -> CapConfig:
+        if self.feed_url and not (self.geocodes or self.area_names or self.has_position):
+            raise ValueError(
+                "cap.feed_url is set but the board's area is not: set cap.geocodes, "
+                "cap.area_names, or cap.latitude and cap.longitude, or no alert can match"
+            )
+        return self
+
+    @property
+    def has_position(self) -> bool:
+        """latitude = longitude = 0.0 means the board's position is not set."""
+        return not (self.latitude == 0.0 and self.longitude == 0.0)
+
+
 class Config(Section):
     timezone: str = Field(default="Asia/Ho_Chi_Minh", description="IANA timezone")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
@@ -125,6 +172,7 @@ class Config(Section):
     cache: CacheConfig = CacheConfig()
     display: DisplayConfig = DisplayConfig()
     status: StatusConfig = StatusConfig()
+    cap: CapConfig = CapConfig()
 
     @field_validator("timezone")
     @classmethod
