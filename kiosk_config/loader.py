@@ -142,7 +142,9 @@ def _read_layer(path: Path) -> tuple[dict[str, Any] | None, ConfigProblem | None
 
 def _describe_error(err: dict[str, Any]) -> str:
     msg = str(err.get("msg", "invalid value"))
-    msg = msg.removeprefix("Value error, ")
+    msg = msg.removeprefix("Value error, ").removeprefix("Input should be ")
+    if msg.startswith(("greater", "less")):
+        msg = "a value " + msg
     got = err.get("input")
     if isinstance(got, dict):
         return f"expected {msg}"
