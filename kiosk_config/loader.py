@@ -93,6 +93,10 @@ def _unknown_keys(
                 problems.append(
                     ConfigProblem(file, dotted, f"expected a table [{dotted}], got {value!r}")
                 )
+        elif isinstance(value, dict):
+            problems.append(
+                ConfigProblem(file, dotted, f"expected a single value, not a table [{dotted}]")
+            )
     return problems
 
 
