@@ -14,7 +14,7 @@ DEB_PACKAGES := vlc-bin vlc-plugin-base vlc-plugin-video-output libvlc5 \
 	libxcb-cursor0 libxkbcommon-x11-0 libxcb-icccm4 libxcb-image0 libxcb-keysyms1 \
 	libxcb-randr0 libxcb-render-util0 libxcb-shape0 libxcb-xinerama0 libxcb-xkb1 \
 	libegl1 libgl1 libfontconfig1 libdbus-1-3 nginx-light curl wget \
-	python3-venv
+	python3-venv chromium
 
 .PHONY: setup deb-packages venv demo test soak bench lint clean install-kiosk uninstall-kiosk
 
