@@ -1,0 +1,221 @@
+"""One poll of the CAP feed: fetch → parse → store state → overlay playlists.
+
+The sync daemon calls :func:`poll_once` every ``cap.poll_interval`` seconds. Nothing
+in a feed can stop it: a refused document or entry is recorded (once, when it first
+appears) in the shared refusals table and the rest goes on; a feed that cannot be
+reached leaves the alerts already known on screen until they expire.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Literal
+from urllib.parse import urljoin, urlsplit
+
+import requests
+
+from content_sync import store
+from content_sync.cap import alerts
+from content_sync.cap.area import BoardArea
+from content_sync.cap.fetch import FetchError, fetch, make_session
+from content_sync.cap.model import Alert, CapError
+from content_sync.cap.parse import Document, Entry, parse_alert, parse_document
+from content_sync.cap.to_playlist import to_playlist
+from kiosk_config import Config
+
+log = logging.getLogger(__name__)
+SOURCE = "cap"
+
+
+@dataclass
+class PollResult:
+    """What one poll did. ``error`` is the feed-level problem ('' when the feed was read)."""
+
+    state: Literal["off", "ok", "error"]
+    feed_url: str = ""
+    error: str = ""
+    entries: int = 0
+    new: int = 0
+    shown: list[str] = field(default_factory=list)
+    titles: dict[str, str] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.state != "error"
+
+
+def board_area(config: Config) -> BoardArea:
+    cap = config.cap
+    return BoardArea(
+        geocodes=tuple(cap.geocodes),
+        area_names=tuple(cap.area_names),
+        position=(cap.latitude, cap.longitude) if cap.has_position else None,
+    )
+
+
+class _Poll:
+    def __init__(self, config: Config, conn: sqlite3.Connection, now: datetime,
+                 session: requests.Session) -> None:
+        self.config, self.conn, self.now, self.session = config, conn, now, session
+        self.cap = config.cap
+        self.feed = self.cap.feed_url
+        self.max_bytes = self.cap.max_document_kb * 1024
+        self.no_expiry = timedelta(hours=self.cap.no_expiry_hours)
+        self.result = PollResult("ok", feed_url=self.feed)
+        self.refusals: list[tuple[str, str]] = []
+        self.fetches = 0
+
+    def problem(self, subject: str, reason: str, refusal: bool) -> None:
+        self.result.problems.append(f"{subject}: {reason}")
+        if refusal:
+            self.refusals.append((subject, reason))
+
+    def read_feed(self) -> Document | None:
+        try:
+            return parse_document(
+                fetch(self.feed, self.session, self.max_bytes, self.cap.allow_insecure_http),
+                self.max_bytes,
+            )
+        except FetchError as e:
+            self.result.state, self.result.error = "error", str(e)
+        except CapError as e:
+            self.result.state, self.result.error = "error", f"CAP feed {self.feed} refused: {e}"
+            self.refusals.append((f"CAP feed {self.feed}", str(e)))
+        return None
+
+    def linked(self, entry: Entry, subject: str) -> Alert | None:
+        """The full alert behind an entry's link, else the entry's index fields."""
+        url = urljoin(self.feed, entry.link)
+        if urlsplit(url).scheme != urlsplit(self.feed).scheme:
+            if entry.alert is None:
+                self.problem(subject, f"links to {url[:200]} with another scheme than the "
+                             "feed; not followed", refusal=False)
+            return entry.alert
+        if self.fetches >= self.cap.max_fetches_per_poll:
+            return None  # next poll; the entry stays listed so nothing is withdrawn
+        self.fetches += 1
+        try:
+            return parse_alert(
+                fetch(url, self.session, self.max_bytes, self.cap.allow_insecure_http),
+                self.max_bytes,
+            )
+        except FetchError as e:
+            self.problem(subject, str(e), refusal=False)
+        except CapError as e:
+            self.problem(subject, f"alert at {url[:200]} refused: {e}", refusal=True)
+        return entry.alert  # fall back to the index fields, when the feed has them
+
+    def entry(self, doc: Document, entry: Entry, known: dict[str, str]) -> None:
+        origin = entry.ref if doc.kind == "feed" else ""
+        subject = f"CAP feed {self.feed} entry {origin[:200]}" if origin else f"CAP {self.feed}"
+        if entry.error:
+            self.problem(subject, entry.error, refusal=True)
+            return
+        alert: Alert | None = None
+        if entry.alert is not None and not entry.alert.from_index:
+            alert = entry.alert
+        elif origin and origin in known:
+            return  # CAP messages are immutable: no need to read it again
+        elif entry.link:
+            alert = self.linked(entry, subject)
+        else:
+            alert = entry.alert
+        if alert is not None and alerts.apply(
+            self.conn, self.feed, alert, origin, self.now, self.no_expiry
+        ):
+            self.result.new += 1
+
+    def run(self) -> None:
+        doc = self.read_feed()
+        if doc is not None:
+            self.result.entries = len(doc.entries)
+            known = alerts.known_origins(self.conn, self.feed)
+            for entry in doc.entries:
+                try:
+                    self.entry(doc, entry, known)
+                except Exception as e:  # one bad entry never stops the others
+                    log.exception("CAP entry %s failed", entry.ref)
+                    self.problem(f"CAP feed {self.feed} entry {entry.ref[:200]}",
+                                 f"could not be processed: {type(e).__name__}: {e}",
+                                 refusal=False)
+            if doc.kind == "feed":
+                alerts.sync_listing(self.conn, self.feed, {e.ref for e in doc.entries}, self.now)
+        alerts.expire(self.conn, self.feed, self.now)
+        self.publish()
+
+    def publish(self) -> None:
+        board = board_area(self.config)
+        playlists: dict[str, str] = {}
+        for stored in alerts.active(self.conn, self.feed):
+            try:
+                shown = to_playlist(stored.alert, board, list(self.cap.languages),
+                                    self.cap.show_test, self.config.tz, self.now,
+                                    self.no_expiry)
+            except Exception as e:  # e.g. the player's Playlist model refused it
+                self.problem(f"CAP alert {stored.alert.identifier[:200]}",
+                             f"cannot be shown: {type(e).__name__}: {e}", refusal=True)
+                continue
+            if shown is not None:
+                playlists[shown[0]] = shown[1]
+                body = json.loads(shown[1])
+                self.result.titles[shown[0]] = f"{body['title']!r} ({body['priority']})"
+        store.replace_overlays(self.conn, SOURCE, playlists)
+        self.result.shown = sorted(playlists)
+
+
+def _report(conn: sqlite3.Connection, result: PollResult, refusals: list[tuple[str, str]]
+            ) -> None:
+    """Record refusals and log the feed's state, only when they change."""
+    before = store.get_status(conn, SOURCE) or {}
+    seen = set(before.get("refusals", []))
+    now_seen = [f"{s}: {r}" for s, r in refusals]
+    for (subject, reason), line in zip(refusals, now_seen, strict=True):
+        if line not in seen:
+            store.record_refusal(conn, subject, reason)
+            log.warning("refused %s", line)
+    if result.error != before.get("error", ""):
+        if result.error:
+            log.warning("CAP feed problem: %s", result.error)
+        elif before.get("state") is not None:
+            log.info("CAP feed %s read again", result.feed_url or "(off)")
+    was = set(before.get("shown", []))
+    for pid in result.shown:
+        if pid not in was:
+            log.info("CAP alert on this board: %s %s", pid, result.titles.get(pid, ""))
+    for pid in sorted(was - set(result.shown)):
+        log.info("CAP alert no longer on this board: %s", pid)
+    store.set_status(conn, SOURCE, {
+        "state": result.state, "feed_url": result.feed_url, "error": result.error,
+        "shown": result.shown, "refusals": sorted(set(now_seen)),
+        "checked_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    })
+
+
+def poll_once(config: Config, conn: sqlite3.Connection, now: datetime | None = None,
+              session: requests.Session | None = None) -> PollResult:
+    """Poll ``config.cap.feed_url`` once and replace the 'cap' overlays. Never raises for
+    anything a feed or the network can do; see ``PollResult`` for what happened."""
+    now = now or datetime.now(UTC)
+    if now.tzinfo is None:
+        raise ValueError("poll_once needs an aware 'now', e.g. datetime.now(UTC)")
+    alerts.ensure_table(conn)
+    if not config.cap.feed_url:
+        result = PollResult("off")
+        store.replace_overlays(conn, SOURCE, {})
+        _report(conn, result, [])
+        return result
+    own = session is None
+    sess = session or make_session(config)
+    try:
+        poll = _Poll(config, conn, now, sess)
+        poll.run()
+    finally:
+        if own:
+            sess.close()
+    _report(conn, poll.result, poll.refusals)
+    return poll.result
