@@ -164,6 +164,19 @@ class CapConfig(Section):
         return not (self.latitude == 0.0 and self.longitude == 0.0)
 
 
+class MaintenanceConfig(Section):
+    restart_at: str = Field(
+        default="", description="'HH:MM' box time for a nightly restart; '' = none"
+    )
+
+    @field_validator("restart_at")
+    @classmethod
+    def _check_restart_at(cls, v: str) -> str:
+        if v and not re.match(r"^([01]\d|2[0-3]):[0-5]\d$", v):
+            raise ValueError("'' (no nightly restart) or 'HH:MM', e.g. '03:30'")
+        return v
+
+
 class Config(Section):
     timezone: str = Field(default="Asia/Ho_Chi_Minh", description="IANA timezone")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
@@ -173,6 +186,7 @@ class Config(Section):
     display: DisplayConfig = DisplayConfig()
     status: StatusConfig = StatusConfig()
     cap: CapConfig = CapConfig()
+    maintenance: MaintenanceConfig = MaintenanceConfig()
 
     @field_validator("timezone")
     @classmethod
