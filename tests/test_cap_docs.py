@@ -1,0 +1,238 @@
+"""CAP 1.2 documents written from the OASIS specification (CAP-v1.2-os), and a feed server.
+
+Builders here follow the element order of the CAP 1.2 schema (alert: identifier,
+sender, sent, status, msgType, scope, references, info; info: language, category,
+event, urgency, severity, certainty, effective, onset, expires, senderName, headline,
+description, instruction, parameter, area; area: areaDesc, polygon, circle, geocode).
+Other CAP test modules import them; the tests at the bottom check the builders
+parse the way the specification says.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from xml.sax.saxutils import escape
+
+import pytest
+
+from content_sync.cap import parse_document
+from content_sync.cap.model import alert_key
+
+CAP12 = "urn:oasis:names:tc:emergency:cap:1.2"
+CAP11 = "urn:oasis:names:tc:emergency:cap:1.1"
+SENDER = "canhbao@kttv.gov.vn"
+
+# A commune in the hills of Lai Châu (illustrative position and codes).
+LAT, LON = 22.40, 102.60
+POLYGON_AROUND = "22.0,102.0 22.0,103.0 23.0,103.0 23.0,102.0 22.0,102.0"
+POLYGON_ELSEWHERE = "10.0,106.0 10.0,107.0 11.0,107.0 11.0,106.0 10.0,106.0"
+
+
+def _el(name: str, value: str | None) -> str:
+    return "" if value is None else f"<{name}>{escape(value)}</{name}>"
+
+
+def area(desc: str = "Xã Pa Vệ Sủ, huyện Mường Tè, tỉnh Lai Châu",
+         polygons: tuple[str, ...] = (), circles: tuple[str, ...] = (),
+         geocodes: tuple[tuple[str, str], ...] = ()) -> str:
+    return (
+        "<area>" + _el("areaDesc", desc)
+        + "".join(_el("polygon", p) for p in polygons)
+        + "".join(_el("circle", c) for c in circles)
+        + "".join(f"<geocode>{_el('valueName', n)}{_el('value', v)}</geocode>"
+                  for n, v in geocodes)
+        + "</area>"
+    )
+
+
+def info(language: str = "vi-VN", event: str = "Lũ quét, sạt lở đất",
+         urgency: str = "Immediate", severity: str = "Extreme", certainty: str = "Likely",
+         headline: str | None = "CẢNH BÁO LŨ QUÉT, SẠT LỞ ĐẤT",
+         description: str | None = "Mưa lớn gây nguy cơ lũ quét tại các xã vùng núi.",
+         instruction: str | None = "Di chuyển ngay khỏi khu vực ven suối, sườn dốc.",
+         effective: str | None = "2026-11-24T08:00:00+07:00", onset: str | None = None,
+         expires: str | None = "2026-11-25T08:00:00+07:00",
+         parameters: tuple[tuple[str, str], ...] = (),
+         areas: tuple[str, ...] | None = None, category: str = "Met") -> str:
+    if areas is None:
+        areas = (area(),)
+    return (
+        "<info>" + _el("language", language) + _el("category", category)
+        + _el("event", event) + _el("urgency", urgency) + _el("severity", severity)
+        + _el("certainty", certainty) + _el("effective", effective) + _el("onset", onset)
+        + _el("expires", expires) + _el("senderName", "Đài KTTV tỉnh Lai Châu")
+        + _el("headline", headline) + _el("description", description)
+        + _el("instruction", instruction)
+        + "".join(f"<parameter>{_el('valueName', n)}{_el('value', v)}</parameter>"
+                  for n, v in parameters)
+        + "".join(areas) + "</info>"
+    )
+
+
+def alert(identifier: str = "LCI-2026-0001", sent: str = "2026-11-24T08:00:00+07:00",
+          status: str = "Actual", msg_type: str = "Alert", scope: str = "Public",
+          references: tuple[tuple[str, str], ...] = (), infos: tuple[str, ...] | None = None,
+          sender: str = SENDER, ns: str = CAP12) -> bytes:
+    """A CAP alert; references are (identifier, sent) of messages by the same sender."""
+    if infos is None:
+        infos = (info(),)
+    refs = " ".join(f"{sender},{i},{s}" for i, s in references)
+    return (
+        f'<?xml version="1.0" encoding="UTF-8"?>\n<alert xmlns="{ns}">'
+        + _el("identifier", identifier) + _el("sender", sender) + _el("sent", sent)
+        + _el("status", status) + _el("msgType", msg_type) + _el("scope", scope)
+        + (_el("references", refs) if refs else "") + "".join(infos) + "</alert>"
+    ).encode()
+
+
+def key(identifier: str, sent: str = "2026-11-24T08:00:00+07:00", sender: str = SENDER) -> str:
+    from content_sync.cap.model import parse_time
+    return alert_key(sender, identifier, parse_time(sent))
+
+
+def atom(entries: list[tuple[str, str | None, bytes | None]]) -> bytes:
+    """An Atom feed; each entry is (id, link href or None, embedded alert or None)."""
+    parts = ['<?xml version="1.0" encoding="UTF-8"?>\n<feed xmlns="http://www.w3.org/2005/Atom">',
+             "<id>urn:uuid:canhbao-laichau</id><title>Cảnh báo thiên tai</title>",
+             "<updated>2026-11-24T08:00:00+07:00</updated>"]
+    for ident, href, embedded in entries:
+        parts.append(f"<entry><id>{escape(ident)}</id><title>{escape(ident)}</title>"
+                     "<updated>2026-11-24T08:00:00+07:00</updated>")
+        if href is not None:
+            parts.append(f'<link rel="alternate" type="application/cap+xml" href="{escape(href)}"/>')
+        if embedded is not None:
+            body = embedded.decode().split("?>", 1)[1]
+            parts.append(f'<content type="application/cap+xml">{body}</content>')
+        parts.append("</entry>")
+    parts.append("</feed>")
+    return "".join(parts).encode()
+
+
+def rss(links: list[str]) -> bytes:
+    items = "".join(f"<item><title>{escape(u)}</title><link>{escape(u)}</link>"
+                    f"<guid>{escape(u)}</guid></item>" for u in links)
+    return (f'<?xml version="1.0" encoding="UTF-8"?><rss version="2.0"><channel>'
+            f"<title>CAP</title>{items}</channel></rss>").encode()
+
+
+BILLION_LAUGHS = b"""<?xml version="1.0"?>
+<!DOCTYPE lolz [
+ <!ENTITY lol "lol">
+ <!ENTITY lol1 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">
+ <!ENTITY lol2 "&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;">
+ <!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">
+ <!ENTITY lol4 "&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;">
+ <!ENTITY lol5 "&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;">
+ <!ENTITY lol6 "&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;">
+ <!ENTITY lol7 "&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;">
+ <!ENTITY lol8 "&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;">
+ <!ENTITY lol9 "&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;">
+]>
+<alert xmlns="urn:oasis:names:tc:emergency:cap:1.2"><identifier>&lol9;</identifier>
+<sender>x</sender><sent>2026-11-24T08:00:00+07:00</sent><status>Actual</status>
+<msgType>Alert</msgType><scope>Public</scope></alert>
+"""
+
+XXE = b"""<?xml version="1.0"?>
+<!DOCTYPE alert [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>
+<alert xmlns="urn:oasis:names:tc:emergency:cap:1.2"><identifier>&xxe;</identifier>
+<sender>x</sender><sent>2026-11-24T08:00:00+07:00</sent><status>Actual</status>
+<msgType>Alert</msgType><scope>Public</scope></alert>
+"""
+
+EXTERNAL_DTD = b"""<?xml version="1.0"?>
+<!DOCTYPE alert SYSTEM "http://127.0.0.1:9/evil.dtd">
+<alert xmlns="urn:oasis:names:tc:emergency:cap:1.2"><identifier>a</identifier></alert>
+"""
+
+
+class FeedServer:
+    """A real HTTP server on 127.0.0.1 serving ``docs`` (path → bytes), changeable live."""
+
+    def __init__(self) -> None:
+        self.docs: dict[str, bytes] = {}
+        self.hits: list[str] = []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+                server.hits.append(self.path)
+                body = server.docs.get(self.path)
+                if body is None:
+                    self.send_error(404)
+                    return
+                self.send_response(200)
+                self.send_header("Content-Type", "application/xml")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}{path}"
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def feed_server() -> Iterator[FeedServer]:
+    server = FeedServer()
+    yield server
+    server.stop()
+
+
+# --- the builders give what the specification says ------------------------------------
+
+
+def test_single_alert_with_two_languages() -> None:
+    doc = parse_document(alert(infos=(info(language="en-US", event="Flash flood"), info())))
+    assert doc.kind == "alert"
+    a = doc.entries[0].alert
+    assert a is not None and a.status == "Actual" and a.msg_type == "Alert"
+    assert [i.language for i in a.infos] == ["en-US", "vi-VN"]
+    assert a.infos[1].event == "Lũ quét, sạt lở đất"
+    assert a.key == key("LCI-2026-0001")
+
+
+def test_cap_1_1_namespace_is_accepted() -> None:
+    a = parse_document(alert(ns=CAP11)).entries[0].alert
+    assert a is not None and a.identifier == "LCI-2026-0001"
+
+
+def test_references_name_sender_identifier_sent() -> None:
+    a = parse_document(alert(identifier="B", msg_type="Update", references=(
+        ("A", "2026-11-24T08:00:00+07:00"), ("A0", "2026-11-24T01:00:00Z")))).entries[0].alert
+    assert a is not None
+    assert a.reference_keys() == [key("A"), key("A0", "2026-11-24T08:00:00+07:00")]
+
+
+def test_area_forms_survive_parsing() -> None:
+    a = parse_document(alert(infos=(info(areas=(area(
+        polygons=(POLYGON_AROUND, ""), circles=("22.4,102.6 5",),
+        geocodes=(("MA_XA", "03085"),)),)),))).entries[0].alert
+    assert a is not None
+    ar = a.infos[0].areas[0]
+    assert ar.polygons == (POLYGON_AROUND, "") and ar.circles == ("22.4,102.6 5",)
+    assert ar.geocodes == (("MA_XA", "03085"),)
+
+
+def test_atom_feed_embeds_and_links() -> None:
+    doc = parse_document(atom([("e1", None, alert()), ("e2", "/alerts/2.xml", None)]))
+    assert doc.kind == "feed" and len(doc.entries) == 2
+    assert doc.entries[0].alert is not None and doc.entries[0].ref == "e1"
+    assert doc.entries[1].alert is None and doc.entries[1].link == "/alerts/2.xml"
+
+
+def test_rss_feed_links() -> None:
+    doc = parse_document(rss(["http://127.0.0.1/a.xml"]))
+    assert [e.link for e in doc.entries] == ["http://127.0.0.1/a.xml"]
