@@ -81,6 +81,9 @@ def ensure_schema(conn: sqlite3.Connection) -> None:
             {"id": str, "source": str, "updated_at": str, "body": str},
             pk="id", if_not_exists=True,
         )
+        db.table("refused_media").create(
+            {"sha256": str, "at": str, "reason": str}, pk="sha256", if_not_exists=True,
+        )
         conn.execute(
             "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema', ?), ('generation', '0')",
             (str(SCHEMA_VERSION),),
@@ -268,3 +271,99 @@ def replace_overlays(conn: sqlite3.Connection, source: str, playlists: dict[str,
 def overlays(conn: sqlite3.Connection) -> list[str]:
     """Every overlay playlist's JSON body, in a stable order."""
     return [r[0] for r in conn.execute("SELECT body FROM overlays ORDER BY source, id")]
+
+
+# --- content_sync: pending manifests, refusals, cache bookkeeping -----------------------
+
+def save_pending(
+    conn: sqlite3.Connection, version: int, board: str, issued_at: str, body: bytes, keyid: str,
+) -> list[int]:
+    """Record ``version`` as pending; drop older pending ones. Returns the dropped versions."""
+    with transaction(conn):
+        dropped = [int(r[0]) for r in conn.execute(
+            "SELECT version FROM manifests WHERE state='pending' AND version<?", (version,))]
+        conn.execute("UPDATE manifests SET state='dropped', reason=? "
+                     "WHERE state='pending' AND version<?",
+                     (f"overtaken by version {version}", version))
+        conn.execute(
+            "INSERT INTO manifests(version, board, state, issued_at, received_at, keyid, body)"
+            " VALUES (?,?,?,?,?,?,?) ON CONFLICT(version) DO NOTHING",
+            (version, board, "pending", issued_at, utcnow(), keyid, body),
+        )
+    return dropped
+
+
+def refuse_manifest(conn: sqlite3.Connection, version: int, reason: str) -> None:
+    """Mark a pending manifest as refused (e.g. one of its media is a bomb)."""
+    with transaction(conn):
+        conn.execute("UPDATE manifests SET state='refused', reason=? WHERE version=?",
+                     (reason, version))
+
+
+def manifest_state(conn: sqlite3.Connection, version: int) -> tuple[str, str] | None:
+    row = conn.execute("SELECT state, reason FROM manifests WHERE version=?",
+                       (version,)).fetchone()
+    return None if row is None else (str(row[0]), str(row[1] or ""))
+
+
+def pending_version(conn: sqlite3.Connection) -> int | None:
+    row = conn.execute("SELECT max(version) FROM manifests WHERE state='pending'").fetchone()
+    return None if row is None or row[0] is None else int(row[0])
+
+
+def referenced_media(conn: sqlite3.Connection) -> set[str]:
+    """Media named by the active manifest or a pending one (never evicted)."""
+    refs: set[str] = set()
+    for (body,) in conn.execute(
+            "SELECT body FROM manifests WHERE state IN ('active','pending')"):
+        try:
+            media = json.loads(body).get("media", {})
+        except (ValueError, AttributeError):
+            continue
+        if isinstance(media, dict):
+            refs.update(media)
+    return refs
+
+
+def media_by_lru(conn: sqlite3.Connection) -> list[tuple[str, int]]:
+    """(sha256, size) of every recorded media, least recently used first."""
+    return [(str(r[0]), int(r[1])) for r in conn.execute(
+        "SELECT sha256, size FROM media ORDER BY last_used, sha256")]
+
+
+def media_bytes(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("SELECT coalesce(sum(size), 0) FROM media").fetchone()[0])
+
+
+def forget_media(conn: sqlite3.Connection, sha256: str) -> None:
+    with transaction(conn):
+        conn.execute("DELETE FROM media WHERE sha256=?", (sha256,))
+
+
+def prune_manifests(conn: sqlite3.Connection, keep: int = 5) -> None:
+    """Delete old superseded/dropped/refused manifests, keeping the newest ``keep``."""
+    with transaction(conn):
+        conn.execute(
+            "DELETE FROM manifests WHERE state NOT IN ('active','pending') AND version NOT IN "
+            "(SELECT version FROM manifests WHERE state NOT IN ('active','pending') "
+            "ORDER BY version DESC LIMIT ?)", (keep,))
+
+
+def refusal_seen(conn: sqlite3.Connection, subject: str, reason: str) -> bool:
+    """Whether this exact refusal is already among the recorded ones (log it once)."""
+    row = conn.execute("SELECT 1 FROM refusals WHERE subject=? AND reason=? LIMIT 1",
+                       (subject, reason)).fetchone()
+    return row is not None
+
+
+def refuse_media(conn: sqlite3.Connection, sha256: str, reason: str) -> None:
+    """Remember that these verified bytes must never be shown (so they are not refetched)."""
+    with transaction(conn):
+        conn.execute(
+            "INSERT INTO refused_media(sha256, at, reason) VALUES (?,?,?) "
+            "ON CONFLICT(sha256) DO UPDATE SET reason=excluded.reason",
+            (sha256, utcnow(), reason))
+
+
+def refused_media(conn: sqlite3.Connection) -> dict[str, str]:
+    return {str(r[0]): str(r[1]) for r in conn.execute("SELECT sha256, reason FROM refused_media")}

@@ -1,0 +1,87 @@
+"""The media cache: byte quota, least-recently-used eviction, partial and orphan clean-up.
+
+Media referenced by the active manifest or a pending one is never evicted. A row is
+deleted before its file, so a power cut in between leaves an orphan file (removed by
+:func:`clean_orphans`), never a row without its file.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from pathlib import Path
+
+from content_sync import store
+from content_sync.manifest import SHA256_RE
+
+log = logging.getLogger(__name__)
+
+
+def partial_bytes(cache_dir: Path) -> int:
+    d = store.partial_dir(cache_dir)
+    if not d.is_dir():
+        return 0
+    return sum(p.stat().st_size for p in d.iterdir() if p.is_file() and not p.is_symlink())
+
+
+def evict(conn: sqlite3.Connection, cache_dir: Path, sha: str) -> None:
+    store.forget_media(conn, sha)
+    store.media_path(cache_dir, sha).unlink(missing_ok=True)
+
+
+def make_room(conn: sqlite3.Connection, cache_dir: Path, needed: int, quota: int,
+              keep: set[str]) -> bool:
+    """Evict unreferenced media (LRU first) until ``needed`` more bytes fit in ``quota``.
+
+    Returns whether they fit. ``keep`` is added to what the database says is referenced.
+    """
+    protected = store.referenced_media(conn) | keep
+    used = store.media_bytes(conn) + partial_bytes(cache_dir)
+    if used + needed <= quota:
+        return True
+    for sha, size in store.media_by_lru(conn):
+        if used + needed <= quota:
+            break
+        if sha in protected:
+            continue
+        evict(conn, cache_dir, sha)
+        used -= size
+        log.info("evicted media %s… (%d bytes, least recently used) to stay within the "
+                 "cache quota", sha[:12], size)
+    return used + needed <= quota
+
+
+def clean_partials(cache_dir: Path, keep: set[str]) -> int:
+    """Delete partial downloads (and their sidecars) of media not in ``keep``."""
+    d = store.partial_dir(cache_dir)
+    if not d.is_dir():
+        return 0
+    removed = 0
+    for p in d.iterdir():
+        name = p.name.split(".", 1)[0]
+        if name not in keep:
+            p.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
+def clean_orphans(conn: sqlite3.Connection, cache_dir: Path) -> int:
+    """Delete files in media/ that the database does not know (e.g. after a power cut)."""
+    d = store.media_dir(cache_dir)
+    if not d.is_dir():
+        return 0
+    known = store.known_media(conn)
+    removed = 0
+    for p in d.iterdir():
+        if p.name not in known or not SHA256_RE.match(p.name):
+            p.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
+def missing_files(conn: sqlite3.Connection, cache_dir: Path, shas: set[str]) -> set[str]:
+    """Those of ``shas`` recorded in the database whose file is gone; their rows are removed."""
+    gone = {s for s in shas if not store.media_path(cache_dir, s).is_file()}
+    for s in gone:
+        store.forget_media(conn, s)
+    return gone

@@ -1,0 +1,203 @@
+"""The sync daemon: APScheduler jobs for polling, heartbeats and CAP, plus the long-poll.
+
+- ``poll``: one sync run; it re-schedules itself after each run, at the poll
+  interval with random jitter when all is well, or with capped exponential backoff
+  after a failure (offline, source error, incomplete). One instance at a time.
+- ``heartbeat``: every ``status.heartbeat_interval`` s (jittered).
+- ``cap``: every ``cap.poll_interval`` s when a CAP feed is configured and the
+  CAP source (``content_sync.cap.poll_once``) is installed.
+- the events long-poll (``GET boards/{id}/events``) runs in its own thread and
+  kicks ``poll`` when a new manifest is announced; without an events channel,
+  polling alone carries on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import logging
+import random
+import signal
+import threading
+from datetime import datetime, timedelta
+from typing import Any
+
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.jobstores.base import JobLookupError
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from content_sync import heartbeat, sdnotify, store
+from content_sync.engine import Engine, SyncResult, SyncState
+from content_sync.source import Source, SourceError, SourceUnreachable, open_source
+from kiosk_config import Config
+
+log = logging.getLogger(__name__)
+RETRY_BASE_S = 15.0
+RETRY_CAP_S = 900.0
+EVENTS_WAIT_S = 25.0
+EVENTS_RECHECK_S = 600.0
+
+
+def next_delay(config: Config, result: SyncResult, failures: int) -> float:
+    """Seconds until the next poll: jittered interval, or capped exponential backoff."""
+    interval = float(config.source.poll_interval)
+    jitter = config.source.poll_jitter
+    if failures == 0 or result.state in (SyncState.REFUSED, SyncState.BUSY):
+        return interval * random.uniform(1 - jitter, 1 + jitter)
+    cap = max(interval, RETRY_CAP_S)
+    return min(cap, RETRY_BASE_S * 2 ** (failures - 1)) * random.uniform(0.5, 1.0)
+
+
+class Daemon:
+    def __init__(self, config: Config, source: Source | None = None) -> None:
+        self.config = config
+        self.source = source or open_source(config)
+        self.conn = store.connect(config.db_path)
+        self.engine = Engine(config, self.conn, self.source)
+        self.scheduler = BackgroundScheduler(
+            executors={"default": ThreadPoolExecutor(4)},
+            job_defaults={"max_instances": 1, "coalesce": True, "misfire_grace_time": 60},
+        )
+        self.stopping = threading.Event()
+        self.failures = 0
+        self.last_result: SyncResult | None = None
+        self._kick_lock = threading.Lock()
+        self._again = threading.Event()
+        self._hb_ok: bool | None = None
+        self._events_thread: threading.Thread | None = None
+        self.watchdog = sdnotify.WatchdogThread()
+
+    # --- jobs ------------------------------------------------------------------------------
+
+    def _poll(self) -> None:
+        while not self.stopping.is_set():
+            self._again.clear()
+            result = self.engine.sync_once()
+            self.last_result = result
+            ok = result.state in (SyncState.UP_TO_DATE, SyncState.REFUSED, SyncState.BUSY)
+            self.failures = 0 if ok else self.failures + 1
+            sdnotify.status(f"sync {result.state.value}; active version {result.active_version}")
+            with self._kick_lock:
+                if self._again.is_set():
+                    continue
+                if not self.stopping.is_set():
+                    delay = next_delay(self.config, result, self.failures)
+                    self.scheduler.add_job(self._poll, "date", id="poll", replace_existing=True,
+                                           run_date=datetime.now() + timedelta(seconds=delay))
+                return
+
+    def kick(self) -> None:
+        """Sync as soon as possible (a new manifest was announced)."""
+        with self._kick_lock:
+            self._again.set()
+            # JobLookupError: running now; it loops once more because of _again
+            with contextlib.suppress(JobLookupError):
+                self.scheduler.modify_job("poll", next_run_time=datetime.now())
+
+    def _heartbeat(self) -> None:
+        conn = store.connect(self.config.db_path)
+        try:
+            heartbeat.send(self.config, conn, self.source)
+            if self._hb_ok is not True:
+                log.info("heartbeat delivered to %s", self.source.url)
+            self._hb_ok = True
+        except (SourceUnreachable, SourceError) as e:
+            if self._hb_ok is not False:
+                log.warning("heartbeat not delivered: %s; will keep trying", e)
+            self._hb_ok = False
+        finally:
+            conn.close()
+
+    def _cap(self) -> None:
+        cap = importlib.import_module("content_sync.cap")
+        conn = store.connect(self.config.db_path)
+        try:
+            cap.poll_once(self.config, conn)
+        finally:
+            conn.close()
+
+    def _events_loop(self) -> None:
+        conn = store.connect(self.config.db_path)
+        after = int(store.get_meta(conn, "sync.events_after") or 0)
+        failures, mode = 0, "unknown"
+        while not self.stopping.is_set():
+            try:
+                got = self.source.events(self.config.board.id, after, EVENTS_WAIT_S)
+            except (SourceUnreachable, SourceError) as e:
+                failures += 1
+                if mode != "failing":
+                    log.warning("events long-poll failing (%s); polling every %d s meanwhile",
+                                e, self.config.source.poll_interval)
+                mode = "failing"
+                self.stopping.wait(min(RETRY_CAP_S, RETRY_BASE_S * 2 ** (failures - 1)))
+                continue
+            if got is None:
+                if mode != "absent":
+                    log.info("the source has no events channel; polling every %d s",
+                             self.config.source.poll_interval)
+                mode = "absent"
+                self.stopping.wait(EVENTS_RECHECK_S)
+                continue
+            if mode != "up":
+                log.info("events long-poll connected: a publish reaches this board at once")
+            mode, failures = "up", 0
+            nxt, events = got
+            active = store.active_version(conn)
+            for ev in events:
+                if ev.type == "manifest" and (ev.version is None or ev.version > active):
+                    log.info("event %d: manifest version %s announced", ev.id, ev.version)
+                    self.kick()
+            if nxt != after:
+                after = nxt
+                with store.transaction(conn):
+                    store.set_meta(conn, "sync.events_after", str(after))
+        conn.close()
+
+    # --- life cycle ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        now = datetime.now()
+        self.scheduler.add_job(self._poll, "date", id="poll", run_date=now)
+        hb = self.config.status.heartbeat_interval
+        if self.source.has_events:
+            self.scheduler.add_job(self._heartbeat, "interval", id="heartbeat", seconds=hb,
+                                   jitter=max(1, hb // 10), next_run_time=now)
+        cap_cfg: Any = getattr(self.config, "cap", None)
+        if getattr(cap_cfg, "feed_url", "") and _has_cap():
+            self.scheduler.add_job(self._cap, "interval", id="cap", next_run_time=now,
+                                   seconds=int(cap_cfg.poll_interval))
+        self.scheduler.start()
+        if self.config.source.long_poll and self.source.has_events:
+            self._events_thread = threading.Thread(target=self._events_loop,
+                                                   name="eboard-events", daemon=True)
+            self._events_thread.start()
+        self.watchdog.start()
+        sdnotify.ready("eboard sync started")
+        log.info("sync daemon started for board %s, source %s", self.config.board.id,
+                 self.source.url)
+
+    def stop(self) -> None:
+        if self.stopping.is_set():
+            return
+        self.stopping.set()
+        sdnotify.stopping()
+        self.scheduler.shutdown(wait=False)
+        self.watchdog.stop()
+
+    def run_forever(self) -> int:
+        """Run until SIGTERM or SIGINT. A download in flight is cut and resumes next start."""
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: self.stopping.set())
+        self.start()
+        while not self.stopping.wait(1.0):
+            self.watchdog.beat()
+        self.stop()
+        log.info("sync daemon stopped")
+        return 0
+
+
+def _has_cap() -> bool:
+    try:
+        return hasattr(importlib.import_module("content_sync.cap"), "poll_once")
+    except ImportError:
+        return False

@@ -1,0 +1,276 @@
+"""Sync once, as a pipeline: fetch → verify → parse → diff → download → record → activate.
+
+Each step either moves the board forward or stops with a reason a technician can act
+on. Nothing here ever deletes what is active: the previous manifest keeps playing
+until a new one is complete and verified, and activation is one SQLite transaction.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from content_sync import cache, dsse, keys, manifest, store
+from content_sync.fetch import Reporter, fetch_all
+from content_sync.source import Source, SourceError, SourceUnreachable, open_source
+from kiosk_config import Config
+
+log = logging.getLogger(__name__)
+MB = 1024 * 1024
+SKEW_WARN_S = 300
+
+
+class SyncState(StrEnum):
+    IDLE = "idle"                # not run yet
+    UP_TO_DATE = "up_to_date"    # the active manifest is the newest the source offers
+    INCOMPLETE = "incomplete"    # a newer manifest waits for media (will retry)
+    REFUSED = "refused"          # the newest offered manifest was refused
+    OFFLINE = "offline"          # the source cannot be reached; playing what is active
+    SOURCE_ERROR = "source_error"  # the source answered, but wrongly (404, 401, 500 …)
+    NO_SPACE = "no_space"        # disk full or cache quota too small
+    BUSY = "busy"                # another sync process holds the lock
+
+
+@dataclass
+class SyncResult:
+    state: SyncState
+    reason: str = ""
+    active_version: int = 0
+    offered_version: int | None = None
+    pending_version: int | None = None
+    clock_skew_s: float | None = None
+    downloaded_files: int = 0
+    downloaded_bytes: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.state == SyncState.UP_TO_DATE
+
+
+@contextmanager
+def sync_lock(cache_dir: Path) -> Iterator[bool]:
+    """An exclusive lock on the cache: one sync at a time across processes."""
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    with open(cache_dir / "sync.lock", "w") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+class Engine:
+    """Syncs one board from one source into one cache. Not thread-safe: one run at a time."""
+
+    def __init__(self, config: Config, conn: sqlite3.Connection,
+                 source: Source | None = None) -> None:
+        self.config = config
+        self.conn = conn
+        self.source = source or open_source(config)
+        self.board = config.board.id
+        self.cache_dir = config.cache_dir
+        self.trusted = keys.load_trusted(config.source.trusted_keys)
+
+    # --- the pipeline -----------------------------------------------------------------
+
+    def sync_once(self, reporter: Reporter | None = None) -> SyncResult:
+        with sync_lock(self.cache_dir) as locked:
+            if not locked:
+                return SyncResult(SyncState.BUSY, "another eboard sync is running on this cache",
+                                  store.active_version(self.conn))
+            previous = store.get_status(self.conn, "sync") or {}
+            result = self._run(reporter)
+            result.active_version = store.active_version(self.conn)
+            result.pending_version = store.pending_version(self.conn)
+            self._log_transition(previous, result)
+            self._write_status(previous, result)
+            return result
+
+    def _run(self, reporter: Reporter | None) -> SyncResult:
+        validators = json.loads(store.get_meta(self.conn, "sync.validators") or "{}")
+        envelope = store.get_meta(self.conn, "sync.envelope")
+        if envelope is None:
+            validators = {}
+        try:
+            fetched = self.source.fetch_manifest(self.board, validators)
+        except SourceUnreachable as e:
+            return SyncResult(SyncState.OFFLINE, f"{e}; playing the active content meanwhile")
+        except SourceError as e:
+            return SyncResult(SyncState.SOURCE_ERROR, str(e))
+        skew = None
+        if fetched.server_date is not None:
+            skew = round((fetched.server_date - datetime.now(UTC)).total_seconds(), 1)
+        if fetched.changed:
+            envelope = fetched.body.decode("utf-8", errors="replace")
+            with store.transaction(self.conn):
+                store.set_meta(self.conn, "sync.envelope", envelope)
+                store.set_meta(self.conn, "sync.validators", json.dumps(fetched.validators))
+        assert envelope is not None
+        result = self._process(envelope.encode("utf-8"), reporter)
+        result.clock_skew_s = skew
+        return result
+
+    def _refuse(self, subject: str, reason: str, offered: int | None = None) -> SyncResult:
+        if not store.refusal_seen(self.conn, subject, reason):
+            store.record_refusal(self.conn, subject, reason)
+            log.warning("refused %s: %s", subject, reason)
+        return SyncResult(SyncState.REFUSED, f"refused {subject}: {reason}",
+                          offered_version=offered)
+
+    def _process(self, envelope: bytes, reporter: Reporter | None) -> SyncResult:
+        where = f"manifest of board {self.board} from {self.source.url}"
+        try:
+            verified = dsse.verify(envelope, self.trusted)
+        except dsse.EnvelopeError as e:
+            return self._refuse(where, str(e))
+        try:
+            m = manifest.parse(verified.body)
+        except manifest.ManifestError as e:
+            return self._refuse(where, str(e))
+        subject = f"manifest version {m.version}"
+        if m.board != self.board:
+            return self._refuse(subject, f"it is for board {m.board!r}, not this board "
+                                f"{self.board!r}; the source published it in the wrong place",
+                                m.version)
+        active = store.active_version(self.conn)
+        if m.version == active:
+            return SyncResult(SyncState.UP_TO_DATE, f"version {active} is active and the newest "
+                              "the source offers", offered_version=m.version)
+        if m.version < active:
+            return self._refuse(subject, f"not above the active version {active} (rollback)",
+                                m.version)
+        state = store.manifest_state(self.conn, m.version)
+        if state is not None and state[0] == "refused":
+            return SyncResult(SyncState.REFUSED, f"refused {subject}: {state[1]}",
+                              offered_version=m.version)
+        for v in store.save_pending(self.conn, m.version, m.board, m.issued_at.isoformat(),
+                                    verified.body, verified.keyid):
+            log.info("pending manifest version %d dropped: overtaken by version %d",
+                     v, m.version)
+        return self._complete(m, verified, reporter)
+
+    def _refuse_pending(self, m: manifest.Manifest, reason: str) -> SyncResult:
+        store.refuse_manifest(self.conn, m.version, reason)
+        return self._refuse(f"manifest version {m.version}", reason, m.version)
+
+    def _complete(self, m: manifest.Manifest, verified: dsse.Verified,
+                  reporter: Reporter | None) -> SyncResult:
+        limit = self.config.source.max_media_mb * MB
+        bad = store.refused_media(self.conn)
+        for sha, info in m.media.items():
+            if sha in bad:
+                return self._refuse_pending(m, f"media {sha[:12]}… was refused: {bad[sha]}")
+            if info.size > limit:
+                return self._refuse_pending(
+                    m, f"media {sha[:12]}… is {info.size / MB:.1f} MB, above "
+                    f"source.max_media_mb = {self.config.source.max_media_mb}")
+        wanted = set(m.media)
+        have = store.known_media(self.conn) & wanted
+        have -= cache.missing_files(self.conn, self.cache_dir, have)
+        need = {sha: m.media[sha] for sha in sorted(wanted - have)}
+        cache.clean_partials(self.cache_dir, keep=set(need))
+        outcome = None
+        if need:
+            quota = self.config.cache.quota_mb * MB
+            if not cache.make_room(self.conn, self.cache_dir,
+                                   sum(i.size for i in need.values()), quota, wanted):
+                return SyncResult(
+                    SyncState.NO_SPACE,
+                    f"version {m.version} needs {sum(i.size for i in need.values()) / MB:.1f} MB "
+                    f"more but cache.quota_mb = {self.config.cache.quota_mb} is full of content "
+                    "still in use; raise cache.quota_mb", offered_version=m.version)
+            outcome = fetch_all(self.config, self.conn, self.source, need, reporter)
+            if outcome.refused:
+                sha, reason = outcome.refused[0]
+                for s, r in outcome.refused:
+                    store.refuse_media(self.conn, s, r)
+                return self._refuse_pending(m, f"media {sha[:12]}… {reason}")
+            if outcome.disk_full:
+                cache.clean_partials(self.cache_dir, keep=set())
+                return self._with_counts(SyncResult(
+                    SyncState.NO_SPACE, f"disk full in {self.cache_dir} while downloading "
+                    f"version {m.version}; free space or lower cache.quota_mb. "
+                    "Playing the active content meanwhile", offered_version=m.version,
+                    errors=outcome.errors), outcome)
+            missing = [s for s in need if s not in outcome.done]
+            if missing:
+                first = outcome.errors[0] if outcome.errors else "not downloaded"
+                state = (SyncState.OFFLINE if outcome.offline else SyncState.INCOMPLETE)
+                return self._with_counts(SyncResult(
+                    state, f"version {m.version} waits for {len(missing)} of {len(wanted)} "
+                    f"media ({first}); will retry", offered_version=m.version,
+                    errors=outcome.errors), outcome)
+        try:
+            store.activate(self.conn, m.version, m.board, m.issued_at.isoformat(),
+                           verified.body, verified.keyid, sorted(wanted))
+        except ValueError as e:  # another process raced us; the next run settles it
+            return SyncResult(SyncState.INCOMPLETE, f"activation of version {m.version} "
+                              f"failed: {e}", offered_version=m.version)
+        store.prune_manifests(self.conn)
+        log.info("activated manifest version %d (%d media)", m.version, len(wanted))
+        result = SyncResult(SyncState.UP_TO_DATE, f"version {m.version} activated",
+                            offered_version=m.version)
+        return self._with_counts(result, outcome)
+
+    @staticmethod
+    def _with_counts(result: SyncResult, outcome: Any) -> SyncResult:
+        if outcome is not None:
+            result.downloaded_files = len(outcome.done)
+            result.downloaded_bytes = outcome.bytes
+        return result
+
+    # --- status and logs ---------------------------------------------------------------
+
+    def _log_transition(self, previous: dict[str, Any], r: SyncResult) -> None:
+        if r.state == SyncState.REFUSED:
+            return  # already logged once by _refuse
+        if previous.get("state") == r.state and previous.get("reason") == r.reason:
+            return
+        level = logging.INFO if r.state == SyncState.UP_TO_DATE else logging.WARNING
+        log.log(level, "sync %s: %s", r.state.value, r.reason)
+        if r.clock_skew_s is not None and abs(r.clock_skew_s) > SKEW_WARN_S and \
+                previous.get("clock_warning") is None:
+            log.warning("%s", clock_warning(r.clock_skew_s))
+
+    def _write_status(self, previous: dict[str, Any], r: SyncResult) -> None:
+        now = store.utcnow()
+        data: dict[str, Any] = {
+            "state": r.state.value,
+            "reason": r.reason,
+            "source": self.source.url,
+            "active_version": r.active_version,
+            "pending_version": r.pending_version,
+            "offered_version": r.offered_version,
+            "last_attempt": now,
+            "last_success": now if r.ok else previous.get("last_success"),
+            "last_error": previous.get("last_error") if r.ok else r.reason,
+            "last_error_at": previous.get("last_error_at") if r.ok else now,
+            "errors": r.errors[:10],
+            "clock_skew_s": r.clock_skew_s,
+            "clock_warning": (clock_warning(r.clock_skew_s) if r.clock_skew_s is not None
+                              and abs(r.clock_skew_s) > SKEW_WARN_S else None),
+            "downloaded_bytes": r.downloaded_bytes,
+            "cache_bytes": store.media_bytes(self.conn),
+        }
+        with store.transaction(self.conn):
+            store.set_status(self.conn, "sync", data)
+
+
+def clock_warning(skew: float) -> str:
+    way = "behind" if skew > 0 else "ahead of"
+    return (f"the box's clock is {abs(skew):.0f} s {way} the source's Date header; "
+            "check NTP (timedatectl) or the RTC battery")

@@ -1,0 +1,121 @@
+"""Fetching the media a manifest needs: bounded parallelism, retries, content checks.
+
+Workers download and check; only the calling thread writes to the database, one
+row per verified file as it completes, so a power cut loses at most the file in
+flight (its partial is resumed next time).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import sqlite3
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from content_sync import download, media_check, store
+from content_sync.manifest import MediaInfo
+from content_sync.source import Source, SourceError, SourceUnreachable
+from kiosk_config import Config
+
+log = logging.getLogger(__name__)
+ATTEMPTS = 3
+BACKOFF_BASE_S = 0.5
+BACKOFF_CAP_S = 8.0
+
+
+class Reporter(Protocol):
+    """Progress of one sync's downloads (called from worker threads: be thread-safe)."""
+
+    def begin(self, files: int, total_bytes: int) -> None: ...
+
+    def advance(self, nbytes: int) -> None: ...
+
+    def file_done(self, sha: str, error: str | None) -> None: ...
+
+    def end(self) -> None: ...
+
+
+@dataclass
+class Outcome:
+    done: set[str] = field(default_factory=set)
+    refused: list[tuple[str, str]] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    disk_full: bool = False
+    offline: bool = False
+    bytes: int = 0
+
+
+def backoff(attempt: int, base: float = BACKOFF_BASE_S, cap: float = BACKOFF_CAP_S) -> float:
+    """Capped exponential backoff with full jitter (attempt 0, 1, 2 …)."""
+    return random.uniform(0, min(cap, base * 2 ** attempt))
+
+
+def fetch_all(config: Config, conn: sqlite3.Connection, source: Source,
+              need: dict[str, MediaInfo], reporter: Reporter | None = None) -> Outcome:
+    """Download, verify and check every media in ``need``; record each one that passes."""
+    out = Outcome()
+    stop = threading.Event()
+    limiter = download.limiter_for(config.source.bandwidth_limit_kbps)
+    counted = threading.Lock()
+    received = [0]
+
+    def progress(n: int) -> None:
+        with counted:
+            received[0] += n
+        if reporter:
+            reporter.advance(n)
+
+    def one(sha: str, info: MediaInfo) -> tuple[str, str]:
+        for attempt in range(ATTEMPTS):
+            if stop.is_set():
+                return "skipped", "stopped"
+            try:
+                path = source.fetch_media(config.cache_dir, sha, info.size, limiter, progress)
+            except download.DiskFull as e:
+                stop.set()
+                return "disk_full", str(e)
+            except download.MediaError as e:
+                if e.offline:
+                    return "offline", str(e)
+                if e.permanent or attempt == ATTEMPTS - 1:
+                    return "error", str(e)
+                time.sleep(backoff(attempt))
+                continue
+            except (SourceUnreachable, SourceError) as e:
+                return "offline", str(e)
+            try:
+                media_check.check(path, info.type)
+            except media_check.ContentRefused as e:
+                path.unlink(missing_ok=True)
+                return "refused", f"({info.type}) {e}"
+            return "ok", ""
+        return "error", "gave up"
+
+    if reporter:
+        reporter.begin(len(need), sum(i.size for i in need.values()))
+    workers = min(config.source.max_parallel_downloads, max(1, len(need)))
+    with ThreadPoolExecutor(workers, thread_name_prefix="eboard-dl") as pool:
+        futures = {pool.submit(one, sha, info): sha for sha, info in need.items()}
+        for fut in as_completed(futures):
+            sha = futures[fut]
+            kind, message = fut.result()
+            if kind == "ok":
+                info = need[sha]
+                store.record_media(conn, sha, info.size, info.type)
+                out.done.add(sha)
+            elif kind == "refused":
+                out.refused.append((sha, message))
+            elif kind != "skipped":
+                out.errors.append(message)
+                out.disk_full |= kind == "disk_full"
+                out.offline |= kind == "offline"
+            if reporter:
+                reporter.file_done(sha, None if kind == "ok" else message)
+    if reporter:
+        reporter.end()
+    out.bytes = received[0]
+    return out

@@ -1,0 +1,130 @@
+"""The one HTTP entry point of content_sync: a configured requests Session.
+
+Everything that speaks HTTP for the box goes through :func:`make_session`, which
+sets timeouts, connection retries (urllib3's Retry, capped exponential backoff),
+the proxy, the User-Agent, the CA bundle and the board's bearer token. Redirects
+are followed only within the same scheme, and plain http is refused for any host
+but loopback unless ``source.allow_insecure_http`` is set.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+from kiosk_config.version import __version__
+from kiosk_config import Config, read_token
+
+LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
+
+
+class SourceConfigError(Exception):
+    """The source settings cannot be used (insecure URL, unreadable token)."""
+
+
+class RedirectRefused(requests.RequestException):
+    """A redirect tried to change the scheme (e.g. https to http)."""
+
+
+def is_loopback(host: str) -> bool:
+    host = host.strip("[]").lower()
+    if host in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_url(url: str, allow_insecure_http: bool) -> None:
+    """Refuse plain http to a non-loopback host unless explicitly allowed."""
+    parts = urlsplit(url)
+    if parts.scheme == "http" and not allow_insecure_http and not is_loopback(parts.hostname or ""):
+        raise SourceConfigError(
+            f"source.url {url} uses plain http to {parts.hostname}; anyone on the path could "
+            "read or alter traffic. Use https, or set source.allow_insecure_http = true "
+            "if this network is trusted"
+        )
+
+
+class _BearerAuth(requests.auth.AuthBase):
+    def __init__(self, token: str) -> None:
+        self.token = token
+
+    def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
+        r.headers["Authorization"] = f"Bearer {self.token}"
+        return r
+
+
+class EboardSession(requests.Session):
+    """A Session with default timeouts that follows redirects only within a scheme."""
+
+    def __init__(self, timeout: tuple[float, float]) -> None:
+        super().__init__()
+        self.timeout = timeout
+        self.max_redirects = 5
+
+    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any
+                ) -> requests.Response:
+        kwargs.setdefault("timeout", self.timeout)
+        return super().request(method, url, *args, **kwargs)
+
+    def get_redirect_target(self, resp: requests.Response) -> str | None:
+        target = super().get_redirect_target(resp)
+        if target is None:
+            return None
+        new_scheme = urlsplit(target).scheme
+        old_scheme = urlsplit(resp.url).scheme
+        if new_scheme and new_scheme != old_scheme:
+            resp.close()
+            raise RedirectRefused(
+                f"{resp.url} redirects to {target}, which changes the scheme from "
+                f"{old_scheme} to {new_scheme}; fix the source URL or the server's redirect"
+            )
+        return target
+
+
+def retry_policy(total: int = 3) -> Retry:
+    """Connection and 5xx retries with capped exponential backoff, honouring Retry-After."""
+    return Retry(
+        total=total, connect=total, read=1, status=total,
+        backoff_factor=0.5, backoff_max=30,
+        status_forcelist=(500, 502, 503, 504),
+        allowed_methods=frozenset({"GET", "HEAD", "PUT", "POST"}),
+        respect_retry_after_header=True,
+        raise_on_status=False,
+        raise_on_redirect=False,
+    )
+
+
+def user_agent(config: Config) -> str:
+    return f"eboard/{__version__} (board {config.board.id}; +eboard/1)"
+
+
+def make_session(config: Config, retries: int = 3) -> EboardSession:
+    """The configured session for ``config.source``. Raises SourceConfigError."""
+    src = config.source
+    if src.url.startswith("http"):
+        check_url(src.url, src.allow_insecure_http)
+    session = EboardSession((src.connect_timeout, src.read_timeout))
+    adapter = HTTPAdapter(max_retries=retry_policy(retries),
+                          pool_maxsize=max(4, src.max_parallel_downloads + 2))
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    session.headers["User-Agent"] = user_agent(config)
+    if src.ca_bundle:
+        session.verify = src.ca_bundle
+    if src.proxy:
+        session.proxies = {"http": src.proxy, "https": src.proxy}
+        session.trust_env = False  # the configured proxy wins over the environment
+    if src.token_file:
+        try:
+            session.auth = _BearerAuth(read_token(src.token_file))
+        except Exception as e:  # SecretFileError: message already says what to do
+            raise SourceConfigError(str(e)) from None
+    return session

@@ -1,0 +1,231 @@
+"""Sources of eboard/1 content: an http(s) base URL or a file:// folder (USB stick).
+
+Both offer the same static layout (``boards/{id}/manifest.json``, ``media/{sha256}``);
+only http sources have the dynamic part (status, events). Network trouble raises
+:class:`SourceUnreachable` (the box is offline and keeps playing); answers that a
+technician must fix raise :class:`SourceError`.
+"""
+
+from __future__ import annotations
+
+import email.utils
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import unquote, urljoin, urlsplit
+
+import requests
+
+from content_sync import download
+from content_sync.http import make_session
+from kiosk_config import Config
+
+
+class SourceUnreachable(Exception):
+    """The source cannot be reached now (network down, DNS, timeout, USB stick absent)."""
+
+
+class SourceError(Exception):
+    """The source answered, but not usefully (404, 401, 500 …); the message says what to fix."""
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """The result of a (conditional) manifest fetch."""
+
+    changed: bool
+    body: bytes
+    validators: dict[str, str]
+    server_date: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Event:
+    id: int
+    type: str
+    version: int | None = None
+    command: dict[str, Any] | None = None
+
+
+class Source(Protocol):
+    url: str
+    has_events: bool
+
+    def fetch_manifest(self, board: str, validators: dict[str, str]) -> Fetched: ...
+
+    def fetch_media(self, cache_dir: Path, sha: str, size: int,
+                    limiter: download.RateLimiter | None,
+                    progress: download.Progress | None) -> Path: ...
+
+    def events(self, board: str, after: int, wait: float) -> tuple[int, list[Event]] | None: ...
+
+    def post_status(self, board: str, data: dict[str, Any]) -> dict[str, Any]: ...
+
+    def close(self) -> None: ...
+
+
+def _parse_date(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        dt = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
+
+
+class HttpSource:
+    has_events = True
+
+    def __init__(self, config: Config, session: requests.Session | None = None) -> None:
+        self.url = config.source.url
+        self.session = session or make_session(config)
+        self.stall_window = max(config.source.read_timeout, 1.0)
+
+    def _get(self, path: str, **kwargs: Any) -> requests.Response:
+        url = urljoin(self.url, path)
+        try:
+            return self.session.get(url, **kwargs)
+        except (requests.ConnectionError, requests.Timeout) as e:
+            raise SourceUnreachable(f"cannot reach {url}: {_short(e)}") from None
+        except requests.RequestException as e:
+            raise SourceError(f"{url}: {e}") from None
+
+    def fetch_manifest(self, board: str, validators: dict[str, str]) -> Fetched:
+        path = f"boards/{board}/manifest.json"
+        headers = {}
+        if validators.get("etag"):
+            headers["If-None-Match"] = validators["etag"]
+        if validators.get("last_modified"):
+            headers["If-Modified-Since"] = validators["last_modified"]
+        r = self._get(path, headers=headers)
+        date = _parse_date(r.headers.get("Date"))
+        if r.status_code == 304:
+            return Fetched(False, b"", validators, date)
+        if r.status_code == 404:
+            raise SourceError(f"no manifest for board {board!r} at {r.url} (404); publish one "
+                              "for this board or check board.id")
+        if r.status_code in (401, 403):
+            raise SourceError(f"{r.url} refused access ({r.status_code}); check "
+                              "source.token_file holds this board's token")
+        if r.status_code != 200:
+            raise SourceError(f"{r.url} answered HTTP {r.status_code} {r.reason}")
+        new = {"etag": r.headers.get("ETag", ""),
+               "last_modified": r.headers.get("Last-Modified", "")}
+        return Fetched(True, r.content, new, date)
+
+    def fetch_media(self, cache_dir: Path, sha: str, size: int,
+                    limiter: download.RateLimiter | None,
+                    progress: download.Progress | None) -> Path:
+        return download.download_http(self.session, urljoin(self.url, f"media/{sha}"),
+                                      cache_dir, sha, size, limiter, progress,
+                                      stall_window=self.stall_window)
+
+    def events(self, board: str, after: int, wait: float) -> tuple[int, list[Event]] | None:
+        """Long-poll for events; None when the source has no events channel (404/405)."""
+        connect, read = getattr(self.session, "timeout", (10.0, 30.0))
+        r = self._get(f"boards/{board}/events", params={"after": after, "wait": int(wait)},
+                      timeout=(connect, read + wait))
+        if r.status_code in (404, 405, 501):
+            return None
+        if r.status_code != 200:
+            raise SourceError(f"{r.url} answered HTTP {r.status_code}")
+        try:
+            data = r.json()
+            nxt = int(data.get("next", after))
+            events = [Event(int(e["id"]), str(e.get("type", "")),
+                            int(e["version"]) if e.get("version") is not None else None,
+                            e.get("command") if isinstance(e.get("command"), dict) else None)
+                      for e in data.get("events", [])]
+        except (ValueError, TypeError, KeyError, AttributeError):
+            raise SourceError(f"{r.url} answered something that is not an events list") from None
+        return nxt, events
+
+    def post_status(self, board: str, data: dict[str, Any]) -> dict[str, Any]:
+        url = urljoin(self.url, f"boards/{board}/status")
+        try:
+            r = self.session.post(url, json=data)
+        except (requests.ConnectionError, requests.Timeout) as e:
+            raise SourceUnreachable(f"cannot reach {url}: {_short(e)}") from None
+        except requests.RequestException as e:
+            raise SourceError(f"{url}: {e}") from None
+        if r.status_code >= 300:
+            raise SourceError(f"{url} answered HTTP {r.status_code} to the heartbeat")
+        try:
+            answer = r.json()
+        except ValueError:
+            return {}
+        return answer if isinstance(answer, dict) else {}
+
+    def close(self) -> None:
+        self.session.close()
+
+
+class FileSource:
+    """A folder or USB stick with the static layout. No events, no status."""
+
+    has_events = False
+
+    def __init__(self, config: Config) -> None:
+        self.url = config.source.url
+        self.root = Path(unquote(urlsplit(self.url).path))
+
+    def _check_root(self) -> None:
+        if not self.root.is_dir():
+            raise SourceUnreachable(f"source folder {self.root} is not there (USB stick "
+                                    "unplugged or not mounted?)")
+
+    def fetch_manifest(self, board: str, validators: dict[str, str]) -> Fetched:
+        self._check_root()
+        path = self.root / "boards" / board / "manifest.json"
+        try:
+            st = path.stat()
+            tag = f"{st.st_mtime_ns}-{st.st_size}-{st.st_ino}"
+            if validators.get("etag") == tag:
+                return Fetched(False, b"", validators)
+            body = path.read_bytes()
+        except FileNotFoundError:
+            raise SourceError(f"no manifest for board {board!r} at {path}; publish one for "
+                              "this board or check board.id") from None
+        except OSError as e:
+            raise SourceUnreachable(f"cannot read {path}: {e.strerror}") from None
+        return Fetched(True, body, {"etag": tag})
+
+    def fetch_media(self, cache_dir: Path, sha: str, size: int,
+                    limiter: download.RateLimiter | None,
+                    progress: download.Progress | None) -> Path:
+        self._check_root()
+        return download.copy_file(self.root / "media" / sha, cache_dir, sha, size,
+                                  limiter, progress)
+
+    def events(self, board: str, after: int, wait: float) -> tuple[int, list[Event]] | None:
+        return None
+
+    def post_status(self, board: str, data: dict[str, Any]) -> dict[str, Any]:
+        raise SourceError("a file:// source has no status endpoint")
+
+    def close(self) -> None:
+        pass
+
+
+def _short(e: Exception) -> str:
+    """The innermost reason of a requests error, without the urllib3 noise."""
+    text = str(e)
+    for marker in ("Connection refused", "timed out", "Name or service not known",
+                   "Temporary failure in name resolution", "Network is unreachable",
+                   "No route to host", "Connection reset", "Remote end closed"):
+        if marker in text:
+            return marker.lower()
+    return text if len(text) < 160 else text[:157] + "…"
+
+
+def open_source(config: Config) -> Source:
+    """The source named by ``source.url``. Raises http.SourceConfigError on bad settings."""
+    if config.source.url.startswith("file://"):
+        return FileSource(config)
+    return HttpSource(config)
+
+
+__all__ = ["Event", "Fetched", "FileSource", "HttpSource", "Source", "SourceError",
+           "SourceUnreachable", "open_source"]
