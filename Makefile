@@ -54,3 +54,12 @@ lint: setup
 
 clean:
 	rm -rf $(VENV) demo-output build *.egg-info
+
+# The box: install eboard as a kiosk (units, user, directories, /opt/eboard venv).
+# DESTDIR=/some/root installs into a test root (no apt, nothing started).
+# uninstall-kiosk keeps /etc/eboard and /var/lib/eboard; PURGE=1 removes them too.
+install-kiosk:
+	$(SUDO) scripts/install-kiosk.sh $(if $(DESTDIR),--destdir $(DESTDIR))
+
+uninstall-kiosk:
+	$(SUDO) scripts/install-kiosk.sh --uninstall $(if $(DESTDIR),--destdir $(DESTDIR)) $(if $(filter 1,$(PURGE)),--purge)

@@ -185,7 +185,7 @@ install_system() {
     put "$HERE/systemd/eboard.tmpfiles" /etc/tmpfiles.d/eboard.conf 0644 root:root
     if [ -n "$R" ]; then
         systemd-sysusers --root="$R" >/dev/null
-        systemd-tmpfiles --root="$R" --create /etc/tmpfiles.d/eboard.conf
+        systemd-tmpfiles --root="$R" --create "$R/etc/tmpfiles.d/eboard.conf"
     else
         systemd-sysusers /etc/sysusers.d/eboard.conf >/dev/null
         systemd-tmpfiles --create /etc/tmpfiles.d/eboard.conf
