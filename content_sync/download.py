@@ -231,7 +231,7 @@ def download_http(session: requests.Session, url: str, cache_dir: Path, sha: str
                                      "starting over next time")
                 if r.status_code == 404:
                     raise MediaError(f"media {sha[:12]}… is not on the source ({url}: 404); "
-                                     "the publisher must upload it")
+                                     "the publisher must upload it", permanent=True)
                 if r.status_code not in (200, 206):
                     raise MediaError(f"media {sha[:12]}…: {url} answered HTTP {r.status_code}")
                 if r.status_code == 200 and have:

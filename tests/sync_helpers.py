@@ -189,7 +189,7 @@ def serve_wsgi(app: Callable[..., Any], date: str | None = None) -> Iterator[Ser
 
     server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=Handler)
     port = server.server_port
-    t = threading.Thread(target=server.serve_forever, daemon=True)
+    t = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     t.start()
     try:
         yield Served(f"http://127.0.0.1:{port}/", getattr(app, "log", ServerLog()), port)

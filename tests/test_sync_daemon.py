@@ -1,0 +1,169 @@
+"""The sync daemon and the `eboard sync` command, against real servers on 127.0.0.1.
+
+The reference source server (content_sync.server) provides the events long-poll and
+the status endpoint; a plain static server stands for nginx/CDN/folder sources.
+"""
+
+from __future__ import annotations
+
+import os
+import pty
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from content_sync import store
+from content_sync.daemon import Daemon, next_delay
+from content_sync.engine import SyncResult, SyncState
+from content_sync.server.app import create_app
+from content_sync.server.db import ServerDB
+from content_sync.server.tokens import Tokens
+from tests.sync_helpers import (
+    BOARD, Publisher, StaticApp, make_keys, png, serve_wsgi, wait_until, write_config,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+EBOARD = [sys.executable, "-m", "eboard"]
+
+
+def _version(config_db: Path) -> int:
+    conn = store.connect(config_db)
+    try:
+        return store.active_version(conn)
+    finally:
+        conn.close()
+
+
+@pytest.fixture
+def reference_server(tmp_path: Path) -> Iterator[tuple[str, Path, str]]:
+    data = tmp_path / "data"
+    data.mkdir()
+    token = "board-token-123"
+    app = create_app(data, Tokens(boards={BOARD: token}), long_poll_max=25.0)
+    try:
+        with serve_wsgi(app) as served:
+            yield served.url, data, token
+    finally:
+        app.extensions["eboard"]["hub"].stop()
+
+
+def test_long_poll_brings_a_publish_at_once_and_heartbeat_arrives(
+        tmp_path: Path, reference_server: tuple[str, Path, str]) -> None:
+    url, data, token = reference_server
+    key, pubkey = make_keys(tmp_path / "keys")
+    pub = Publisher(data, key)
+    pub.publish(1, {"a": (png(1), "image/png")})
+    token_file = tmp_path / "token"
+    token_file.write_text(token)
+    token_file.chmod(0o600)
+    # An hour between polls: only the long-poll can bring version 2 within the test.
+    config = write_config(tmp_path, url, [pubkey], poll_interval=3600,
+                          token_file=str(token_file))
+    daemon = Daemon(config)
+    daemon.start()
+    try:
+        assert wait_until(lambda: _version(config.db_path) == 1)
+        db = ServerDB(data / ".server" / "server.db")
+        assert wait_until(lambda: any(b.get("board") == BOARD for b in db.boards()))
+        pub.publish(2, {"b": (png(2), "image/png")})
+        assert wait_until(lambda: _version(config.db_path) == 2, timeout=20)
+    finally:
+        daemon.stop()
+    conn = store.connect(config.db_path)
+    assert store.get_meta(conn, "sync.events_after") not in (None, "0")
+    conn.close()
+
+
+def test_without_events_channel_polling_carries_on(tmp_path: Path) -> None:
+    key, pubkey = make_keys(tmp_path / "keys")
+    pub = Publisher(tmp_path / "src", key)
+    pub.publish(1, {"a": (png(1), "image/png")})
+    app = StaticApp(tmp_path / "src")
+    with serve_wsgi(app) as served:
+        config = write_config(tmp_path, served.url, [pubkey], poll_interval=5, poll_jitter=0.0)
+        daemon = Daemon(config)
+        daemon.start()
+        try:
+            assert wait_until(lambda: _version(config.db_path) == 1)
+            pub.publish(2, {"b": (png(2), "image/png")})
+            assert wait_until(lambda: _version(config.db_path) == 2, timeout=20)
+        finally:
+            daemon.stop()
+        assert any(p.endswith("/events") for p in app.log.paths())  # it tried long-poll
+
+
+def test_backoff_grows_and_is_capped(tmp_path: Path) -> None:
+    config = write_config(tmp_path, "http://127.0.0.1:9/", [], poll_interval=60)
+    offline = SyncResult(SyncState.OFFLINE)
+    delays = [next_delay(config, offline, n) for n in range(1, 12)]
+    assert max(delays[:2]) <= 30 and max(delays) <= 900 and delays[-1] >= 450
+    fine = next_delay(config, SyncResult(SyncState.UP_TO_DATE), 0)
+    assert 48 <= fine <= 72  # poll_interval with the default ±20 % jitter
+
+
+def _cli(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run(EBOARD + ["sync", "--config", str(config), *args],
+                          capture_output=True, text=True, env=env, cwd=ROOT, timeout=120)
+
+
+def test_cli_once_exit_codes_and_plain_lines(tmp_path: Path) -> None:
+    key, pubkey = make_keys(tmp_path / "keys")
+    pub = Publisher(tmp_path / "src", key)
+    pub.publish(1, {"a": (png(1), "image/png"), "b": (png(2), "image/png")})
+    with serve_wsgi(StaticApp(tmp_path / "src")) as served:
+        write_config(tmp_path, served.url, [pubkey])
+        cfg = tmp_path / "eboard.toml"
+        r = _cli(cfg, "--once")
+        assert r.returncode == 0, r.stderr
+        assert "downloading 2 media" in r.stdout and "[2/2]" in r.stdout
+        assert "\r" not in r.stdout  # not a terminal: plain lines
+        stranger, _ = make_keys(tmp_path / "stranger")
+        pub.write(pub.manifest(2), key=stranger)
+        r = _cli(cfg, "--once")
+        assert r.returncode == 1
+        lines = r.stderr.strip().splitlines()
+        assert "no valid signature by a trusted key" in lines[-1]
+        assert "Traceback" not in r.stderr
+
+
+def test_cli_once_offline_is_nonzero_with_reason(tmp_path: Path) -> None:
+    _, pubkey = make_keys(tmp_path / "keys")
+    write_config(tmp_path, "http://127.0.0.1:9/", [pubkey], connect_timeout=1.0)
+    r = _cli(tmp_path / "eboard.toml", "--once")
+    assert r.returncode == 1 and "offline" in r.stderr and "cannot reach" in r.stderr
+
+
+def test_cli_refuses_plain_http_to_a_remote_host(tmp_path: Path) -> None:
+    _, pubkey = make_keys(tmp_path / "keys")
+    write_config(tmp_path, "http://httt.example.gov.vn/eboard/v1/", [pubkey])
+    r = _cli(tmp_path / "eboard.toml", "--once")
+    assert r.returncode == 2 and "allow_insecure_http" in r.stderr
+
+
+def test_cli_progress_bar_on_a_terminal(tmp_path: Path) -> None:
+    key, pubkey = make_keys(tmp_path / "keys")
+    Publisher(tmp_path / "src", key).publish(1, {"a": (png(1), "image/png")})
+    with serve_wsgi(StaticApp(tmp_path / "src")) as served:
+        write_config(tmp_path, served.url, [pubkey])
+        master, slave = pty.openpty()
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        p = subprocess.Popen(EBOARD + ["sync", "--once", "--config", str(tmp_path / "eboard.toml")],
+                             stdout=slave, stderr=subprocess.DEVNULL, env=env, cwd=ROOT)
+        os.close(slave)
+        out = b""
+        while True:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            out += chunk
+        assert p.wait(timeout=60) == 0
+        os.close(master)
+    text = out.decode()
+    assert "\r[" in text and "1/1 files" in text and "/s" in text
