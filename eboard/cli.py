@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import logging
 import sys
 
-from eboard import __version__
+from eboard import __version__, logsetup
 
 COMMANDS = [
     "config_cmd",
@@ -42,11 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def setup_logging(verbose: bool) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(name)s %(levelname)s: %(message)s",
-        stream=sys.stderr,
-    )
+    """Journal-friendly logging with flood control (eboard.logsetup)."""
+    logsetup.setup_logging(verbose)
 
 
 def main(argv: list[str] | None = None) -> int:
