@@ -101,7 +101,8 @@ def atom(entries: list[tuple[str, str | None, bytes | None]]) -> bytes:
         parts.append(f"<entry><id>{escape(ident)}</id><title>{escape(ident)}</title>"
                      "<updated>2026-11-24T08:00:00+07:00</updated>")
         if href is not None:
-            parts.append(f'<link rel="alternate" type="application/cap+xml" href="{escape(href)}"/>')
+            parts.append('<link rel="alternate" type="application/cap+xml" '
+                         f'href="{escape(href)}"/>')
         if embedded is not None:
             body = embedded.decode().split("?>", 1)[1]
             parts.append(f'<content type="application/cap+xml">{body}</content>')
@@ -173,7 +174,7 @@ class FeedServer:
                 pass
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
         self.thread.start()
 
     def url(self, path: str) -> str:

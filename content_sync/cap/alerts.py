@@ -112,7 +112,7 @@ def apply(conn: sqlite3.Connection, feed: str, alert: Alert, origin: str,
             state, reason = "ignored", f"msgType {alert.msg_type}"
         if row is not None:  # named by an earlier Cancel/Update: born cancelled/superseded
             state, reason = row["state"], "named by an earlier message"
-        if state != "ignored" and alert.msg_type in ("Update", "Cancel"):
+        if alert.status not in ("Draft", "System") and alert.msg_type in ("Update", "Cancel"):
             verb = "superseded" if alert.msg_type == "Update" else "cancelled"
             for ref in alert.reference_keys():
                 if ref != key:
