@@ -1,0 +1,85 @@
+"""Running the player as a program: the QApplication, signals, screenshots, duration."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+from PySide6.QtCore import QTimer
+from PySide6.QtGui import QGuiApplication, QPixmap
+from PySide6.QtWidgets import QApplication
+
+from kiosk_config import Config
+from player.window import PlayerWindow
+
+log = logging.getLogger(__name__)
+
+
+def grab_screen(window: PlayerWindow) -> QPixmap:
+    """What is on the real screen (the X root window); the window itself where the
+    platform cannot grab the screen (offscreen)."""
+    screen = window.screen() or QGuiApplication.primaryScreen()
+    pix = screen.grabWindow(0) if screen is not None else QPixmap()
+    if pix.isNull() or QGuiApplication.platformName() in ("offscreen", "minimal"):
+        pix = window.grab()
+    return pix
+
+
+class _Screenshots:
+    def __init__(self, window: PlayerWindow, folder: Path, interval: float) -> None:
+        self.window = window
+        self.folder = folder
+        self.count = 0
+        folder.mkdir(parents=True, exist_ok=True)
+        self.timer = QTimer(window)
+        self.timer.setInterval(max(100, int(interval * 1000)))
+        self.timer.timeout.connect(self.take)
+        self.timer.start()
+        QTimer.singleShot(min(1500, self.timer.interval()), self.take)
+        log.info("saving a screenshot every %g s into %s", interval, folder.resolve())
+
+    def take(self) -> None:
+        name = f"screen-{datetime.now():%Y%m%d-%H%M%S}-{self.count:04d}.png"
+        path = self.folder / name
+        if grab_screen(self.window).save(str(path), "PNG"):
+            self.count += 1
+        else:
+            log.warning("could not save the screenshot %s", path)
+
+
+def run(config: Config, duration: float | None = None, screenshot_dir: Path | None = None,
+        screenshot_interval: float = 5.0) -> int:
+    """Show the board until stopped (SIGTERM, SIGINT) or for ``duration`` seconds."""
+    t0 = time.monotonic()
+    existing = QApplication.instance()
+    app = existing if isinstance(existing, QApplication) else QApplication(sys.argv[:1])
+    app.setApplicationName("eboard-player")
+    window = PlayerWindow(config)
+    window.content_painted.connect(
+        lambda t: log.info("first content on screen %.0f ms after start", (t - t0) * 1000))
+    window.show_on_screen()
+    shots = (_Screenshots(window, screenshot_dir, screenshot_interval)
+             if screenshot_dir is not None else None)
+
+    def _stop(signum: int, _frame: object) -> None:
+        log.info("signal %d: stopping", signum)
+        app.quit()
+
+    old = {s: signal.signal(s, _stop) for s in (signal.SIGTERM, signal.SIGINT)}
+    if duration is not None and duration > 0:
+        QTimer.singleShot(int(duration * 1000), app.quit)
+    try:
+        rc = app.exec()
+    finally:
+        if shots is not None:
+            shots.take()
+            log.info("%d screenshot(s) in %s", shots.count, screenshot_dir)
+        window.shutdown()
+        window.close()
+        for s, h in old.items():
+            signal.signal(s, h)
+    return int(rc)

@@ -1,0 +1,84 @@
+"""What the player can show: the active manifest and the overlays, read from SQLite.
+
+No Qt here. Reading is cheap: ``generation`` is polled and the rest is read only
+when it changes. A manifest or overlay that no longer parses is logged and left
+out; it never stops the screen.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from content_sync import manifest as mf
+from content_sync import store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Content:
+    generation: int = -1
+    version: int = 0  # active manifest version, 0 = none
+    issued_at: datetime | None = None
+    playlists: tuple[mf.Playlist, ...] = ()
+    ticker: tuple[mf.TickerLine, ...] = ()
+    media_types: dict[str, str] = field(default_factory=dict)
+    available: frozenset[str] = frozenset()  # media present in the cache
+
+    def media_type(self, sha: str | None) -> str:
+        return self.media_types.get(sha or "", "")
+
+
+def load(conn: sqlite3.Connection, cache_dir: Path, gen: int | None = None) -> Content:
+    """Everything schedulable now: manifest playlists first, then overlays."""
+    gen = store.generation(conn) if gen is None else gen
+    stored = store.active_manifest(conn)
+    playlists: list[mf.Playlist] = []
+    ticker: tuple[mf.TickerLine, ...] = ()
+    media_types: dict[str, str] = {}
+    version = 0
+    issued_at = None
+    if stored is not None:
+        try:
+            m = mf.parse(stored.body)
+        except mf.ManifestError as e:
+            log.error("active manifest %s cannot be read: %s", stored.version, e)
+        else:
+            version, issued_at = m.version, m.issued_at
+            playlists.extend(m.playlists)
+            ticker = m.ticker
+            media_types = {sha: info.type for sha, info in m.media.items()}
+    seen = {pl.id for pl in playlists}
+    for body in store.overlays(conn):
+        try:
+            pl = mf.Playlist.model_validate_json(body)
+        except ValidationError as e:
+            log.error("an overlay playlist was left out: %s", e.errors()[0]["msg"])
+            continue
+        if pl.id in seen:
+            log.warning("overlay playlist %r has the id of another playlist; left out", pl.id)
+            continue
+        seen.add(pl.id)
+        playlists.append(pl)
+    needed = {it.media for pl in playlists for it in pl.items if it.media}
+    available = frozenset(m for m in needed if store.media_path(cache_dir, m).is_file())
+    missing = needed - available
+    if missing:
+        log.warning("%d media file(s) missing from the cache, e.g. %s", len(missing),
+                    sorted(missing)[0][:12])
+    return Content(gen, version, issued_at, tuple(playlists), ticker, media_types, available)
+
+
+def ticker_text(content: Content, now: datetime, separator: str = "     •     ") -> str:
+    lines = [
+        t.text for t in content.ticker
+        if (t.valid_from is None or t.valid_from <= now)
+        and (t.valid_until is None or now < t.valid_until)
+    ]
+    return separator.join(" ".join(line.split()) for line in lines)

@@ -1,0 +1,235 @@
+"""What plays when: a pure function of (playlists, now, cursor), with no Qt in it.
+
+Rules (DESIGN.md §2, issue 4):
+
+- A playlist is *active* at ``now`` when ``start <= now < end``, the local weekday is
+  in ``days`` and the local time is inside one of ``times`` (no ``times`` = all day).
+  A window whose end is not after its start crosses midnight: ``["22:00", "06:00"]``
+  runs from 22:00 on a listed day to 06:00 the next morning (the part after midnight
+  belongs to the day the window opened). A window whose start equals its end
+  covers the whole day. Local time is in the config's timezone.
+- An item is *playable* when ``valid_from <= now < valid_until`` and its media is in
+  the cache (when the caller says which media is present).
+- Priority classes are strict: while an ``emergency`` playlist is active nothing
+  else plays and it pre-empts the item on screen at once; while a ``priority``
+  playlist is active it plays next (the item on screen ends first) and ahead of
+  ``normal``; ``normal`` playlists rotate.
+- Within a class, active playlists take turns one item each, in a stable order
+  (manifest order, then overlays), and each playlist continues after the item it
+  last played, so several normal playlists share the screen fairly.
+
+The caller keeps the returned ``Cursor`` and passes it back at the next switch; it
+measures item durations with a monotonic clock and re-asks at ``next_change``
+(wall clock) or whenever the wall clock jumps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta, tzinfo
+
+from content_sync.manifest import Item, Playlist
+
+CLASSES = ("emergency", "priority", "normal")
+DEFAULT_DURATION = {"image": 10.0, "text": 15.0}
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """Rotation state between switches: per class the playlist that played last,
+    and per playlist the id of the item that played last."""
+
+    last_playlist: Mapping[str, str] = field(default_factory=dict)
+    last_item: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Choice:
+    playlist: Playlist
+    item: Item
+    priority: str
+    duration: float | None  # seconds; None = the video clip's own length
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.playlist.id, self.item.id)
+
+
+@dataclass(frozen=True)
+class Decision:
+    choice: Choice | None  # None = nothing to play: the idle screen
+    cursor: Cursor
+    next_change: datetime | None  # next instant the set of active content may change
+
+
+def item_duration(item: Item) -> float | None:
+    if item.duration is not None:
+        return float(item.duration)
+    return DEFAULT_DURATION.get(item.type)
+
+
+def _minutes(hhmm: str) -> int:
+    h, m = hhmm.split(":")
+    return int(h) * 60 + int(m)
+
+
+def _in_window(local: datetime, start: str, end: str, days: Collection[int]) -> bool:
+    t = local.hour * 60 + local.minute + (local.second + local.microsecond / 1e6) / 60
+    a, b = _minutes(start), _minutes(end)
+    today = local.isoweekday()
+    yesterday = (today - 2) % 7 + 1
+    if a == b:
+        return today in days
+    if a < b:
+        return a <= t < b and today in days
+    return (t >= a and today in days) or (t < b and yesterday in days)
+
+
+def playlist_active(pl: Playlist, now: datetime, tz: tzinfo) -> bool:
+    s = pl.schedule
+    if s.start is not None and now < s.start:
+        return False
+    if s.end is not None and now >= s.end:
+        return False
+    local = now.astimezone(tz)
+    if not s.times:
+        return local.isoweekday() in s.days
+    return any(_in_window(local, a, b, s.days) for a, b in s.times)
+
+
+def item_playable(item: Item, now: datetime, available: Collection[str] | None = None) -> bool:
+    if item.valid_from is not None and now < item.valid_from:
+        return False
+    if item.valid_until is not None and now >= item.valid_until:
+        return False
+    return not (item.media is not None and available is not None and item.media not in available)
+
+
+def _local_instant(d: date, hhmm: str, tz: tzinfo) -> datetime:
+    minutes = _minutes(hhmm)
+    return datetime.combine(d, time(0), tzinfo=tz) + timedelta(minutes=minutes)
+
+
+def next_change(playlists: Sequence[Playlist], now: datetime, tz: tzinfo) -> datetime | None:
+    """The earliest instant after ``now`` at which some playlist or item may start
+    or stop being active (schedule edges, window edges, midnights, validity)."""
+    candidates: list[datetime] = []
+    today = now.astimezone(tz).date()
+    days = [today + timedelta(days=k) for k in (-1, 0, 1, 2)]
+    for pl in playlists:
+        s = pl.schedule
+        candidates += [t for t in (s.start, s.end) if t is not None]
+        for it in pl.items:
+            candidates += [t for t in (it.valid_from, it.valid_until) if t is not None]
+        for d in days:
+            if not s.times or len(s.days) < 7:
+                candidates.append(datetime.combine(d, time(0), tzinfo=tz))
+            for a, b in s.times:
+                candidates.append(_local_instant(d, a, tz))
+                candidates.append(_local_instant(d, b, tz))
+    later = [t for t in candidates if t > now]
+    return min(later) if later else None
+
+
+def _class_of(pl: Playlist) -> str:
+    return pl.priority if pl.priority in CLASSES else "normal"
+
+
+def active_classes(
+    playlists: Sequence[Playlist], now: datetime, tz: tzinfo,
+    available: Collection[str] | None = None,
+) -> dict[str, list[Playlist]]:
+    """Per class, the active playlists that have at least one playable item, in order."""
+    out: dict[str, list[Playlist]] = {c: [] for c in CLASSES}
+    for pl in playlists:
+        if playlist_active(pl, now, tz) and any(
+            item_playable(it, now, available) for it in pl.items
+        ):
+            out[_class_of(pl)].append(pl)
+    return out
+
+
+def top_class(
+    playlists: Sequence[Playlist], now: datetime, tz: tzinfo,
+    available: Collection[str] | None = None,
+) -> str | None:
+    classes = active_classes(playlists, now, tz, available)
+    return next((c for c in CLASSES if classes[c]), None)
+
+
+def _next_in_playlist(
+    pl: Playlist, last_item: str | None, now: datetime, available: Collection[str] | None
+) -> Item | None:
+    ids = [it.id for it in pl.items]
+    start = ids.index(last_item) + 1 if last_item in ids else 0
+    n = len(pl.items)
+    for k in range(n):
+        it = pl.items[(start + k) % n]
+        if item_playable(it, now, available):
+            return it
+    return None
+
+
+def decide(
+    playlists: Sequence[Playlist],
+    now: datetime,
+    cursor: Cursor,
+    tz: tzinfo,
+    available: Collection[str] | None = None,
+) -> Decision:
+    """The item to start at ``now`` (or None for the idle screen), the advanced cursor,
+    and the next instant at which the answer may change without an item ending."""
+    change = next_change(playlists, now, tz)
+    classes = active_classes(playlists, now, tz, available)
+    cls = next((c for c in CLASSES if classes[c]), None)
+    if cls is None:
+        return Decision(None, cursor, change)
+    group = classes[cls]
+    ids = [pl.id for pl in group]
+    last = cursor.last_playlist.get(cls)
+    if last in ids:
+        first = (ids.index(last) + 1) % len(group)
+    else:
+        # The playlist that played last is gone or inactive: continue after its place
+        # in the full stable order, so a vanishing playlist does not reset the turn.
+        order = [pl.id for pl in playlists]
+        pos = order.index(last) if last in order else -1
+        later = [i for i, pl in enumerate(group) if order.index(pl.id) > pos]
+        first = later[0] if later else 0
+    for k in range(len(group)):
+        pl = group[(first + k) % len(group)]
+        it = _next_in_playlist(pl, cursor.last_item.get(pl.id), now, available)
+        if it is not None:
+            new_cursor = Cursor(
+                {**cursor.last_playlist, cls: pl.id}, {**cursor.last_item, pl.id: it.id}
+            )
+            return Decision(Choice(pl, it, cls, item_duration(it)), new_cursor, change)
+    return Decision(None, cursor, change)  # unreachable: every group member has an item
+
+
+def must_preempt(
+    current: Choice | None,
+    playlists: Sequence[Playlist],
+    now: datetime,
+    tz: tzinfo,
+    available: Collection[str] | None = None,
+) -> bool:
+    """Whether the item on screen must be cut short at ``now``.
+
+    An emergency starting cuts anything that is not an emergency, and the idle screen
+    gives way to anything. An emergency item whose playlist ended or was withdrawn
+    leaves at once so that normal rotation resumes. Other items play to their end.
+    """
+    cls = top_class(playlists, now, tz, available)
+    if current is None:
+        return cls is not None
+    if cls == "emergency" and current.priority != "emergency":
+        return True
+    if current.priority == "emergency":
+        same = next((pl for pl in playlists if pl.id == current.playlist.id), None)
+        if same is None or _class_of(same) != "emergency" or not playlist_active(same, now, tz):
+            return True
+        still = next((it for it in same.items if it.id == current.item.id), None)
+        return still is None or still != current.item or not item_playable(still, now, available)
+    return False

@@ -1,0 +1,268 @@
+"""Video with libVLC, decoded into memory and painted by the board like any picture.
+
+libVLC writes each frame (RV32, scaled by VLC to fit the main area) into a buffer
+we own; its decoder thread copies the finished frame into a QImage and hands it to
+the GUI thread with a queued signal. Painting it ourselves means the previous
+picture stays on screen until the clip's first frame exists (no black frame, video
+to video included), rotation and the bands work over video, and a grab of the
+window shows the video. A clip that does not start, errors, or stops delivering
+frames is reported as failed, and the window moves on.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QObject, QTimer, Signal
+from PySide6.QtGui import QImage
+
+from kiosk_config import Config
+from player.schedule import Choice
+
+log = logging.getLogger(__name__)
+
+try:  # libVLC is a system library; the player still shows stills without it
+    import vlc
+except (ImportError, OSError) as e:  # pragma: no cover - depends on the box
+    vlc = None
+    _VLC_ERROR = str(e)
+else:
+    _VLC_ERROR = ""
+
+START_TIMEOUT_S = 8.0
+STALL_TIMEOUT_S = 5.0
+ALIGN = 32
+
+_FormatCb = ctypes.CFUNCTYPE(
+    ctypes.c_uint, ctypes.POINTER(ctypes.c_void_p), ctypes.c_void_p,
+    ctypes.POINTER(ctypes.c_uint), ctypes.POINTER(ctypes.c_uint),
+    ctypes.POINTER(ctypes.c_uint), ctypes.POINTER(ctypes.c_uint))
+_CleanupCb = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
+_LockCb = ctypes.CFUNCTYPE(ctypes.c_void_p, ctypes.c_void_p, ctypes.POINTER(ctypes.c_void_p))
+_UnlockCb = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p,
+                             ctypes.POINTER(ctypes.c_void_p))
+_DisplayCb = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p)
+
+_instance: Any = None
+
+
+def available() -> bool:
+    return vlc is not None
+
+
+def _vlc_instance() -> Any:
+    global _instance
+    if _instance is None:
+        args = ["--quiet", "--no-video-title-show", "--no-osd", "--no-snapshot-preview",
+                "--avcodec-hw=any", "--no-xlib", "--no-stats"]
+        _instance = vlc.Instance(args)
+        if _instance is None:
+            raise RuntimeError("libVLC could not start (are the VLC plugins installed?)")
+    return _instance
+
+
+def fit_size(src_w: int, src_h: int, max_w: int, max_h: int) -> tuple[int, int]:
+    """The largest even size with the source's aspect ratio inside max_w x max_h."""
+    if src_w <= 0 or src_h <= 0:
+        return max(2, max_w - max_w % 2), max(2, max_h - max_h % 2)
+    scale = min(max_w / src_w, max_h / src_h)
+    w, h = max(2, int(src_w * scale)), max(2, int(src_h * scale))
+    return w - w % 2, h - h % 2
+
+
+class _Clip(QObject):
+    """One libVLC media player rendering one clip into memory."""
+
+    # Each signal carries the clip, so that the receiver (a QObject in the GUI thread)
+    # gets a queued call there, whatever libVLC thread emitted it.
+    frame = Signal(object, QImage)
+    failed = Signal(object, str)
+    ended = Signal(object)
+
+    def __init__(self, path: Path, max_w: int, max_h: int, volume: int, loop: bool) -> None:
+        super().__init__()
+        self.path = path
+        self._max = (max(2, max_w), max(2, max_h))
+        self._buf: Any = None
+        self._addr = 0
+        self._size = (0, 0, 0)  # width, height, pitch
+        self.frames = 0
+        self.started = time.monotonic()
+        self.last_frame = 0.0
+        inst = _vlc_instance()
+        self._mp = inst.media_player_new()
+        media = inst.media_new_path(str(path))
+        if loop:
+            media.add_option(":input-repeat=65535")
+        self._mp.set_media(media)
+        self._cbs = (_FormatCb(self._format), _CleanupCb(lambda _o: None),
+                     _LockCb(self._lock), _UnlockCb(lambda _o, _p, _pl: None),
+                     _DisplayCb(self._display))
+        set_fmt = ctypes.CFUNCTYPE(None, vlc.MediaPlayer, _FormatCb, _CleanupCb)(
+            ("libvlc_video_set_format_callbacks", vlc.dll))
+        set_fmt(self._mp, self._cbs[0], self._cbs[1])
+        set_cbs = ctypes.CFUNCTYPE(None, vlc.MediaPlayer, _LockCb, _UnlockCb, _DisplayCb,
+                                   ctypes.c_void_p)(("libvlc_video_set_callbacks", vlc.dll))
+        set_cbs(self._mp, self._cbs[2], self._cbs[3], self._cbs[4], None)
+        self._mp.audio_set_volume(volume)
+        em = self._mp.event_manager()
+        em.event_attach(vlc.EventType.MediaPlayerEncounteredError, lambda _e: self.failed.emit(
+            self, "libVLC could not open or decode the clip"))
+        em.event_attach(vlc.EventType.MediaPlayerEndReached, lambda _e: self.ended.emit(self))
+
+    def play(self) -> bool:
+        self.started = time.monotonic()
+        return bool(self._mp.play() == 0)
+
+    def length(self) -> float | None:
+        ms = self._mp.get_length()
+        return ms / 1000.0 if ms and ms > 0 else None
+
+    def release(self) -> None:
+        """Stop and free in the background: libVLC's stop can take a while."""
+        mp, cbs = self._mp, self._cbs
+
+        def _stop() -> None:
+            mp.stop()
+            mp.release()
+            assert cbs  # the callbacks must outlive the player
+
+        threading.Thread(target=_stop, name="vlc-release", daemon=True).start()
+
+    # ---- libVLC threads ----------------------------------------------------------------
+    def _format(self, _opaque: Any, chroma: int, width: Any, height: Any, pitches: Any,
+                lines: Any) -> int:
+        w, h = fit_size(width[0], height[0], *self._max)
+        pitch = w * 4
+        ctypes.memmove(chroma, b"RV32", 4)
+        width[0], height[0] = w, h
+        pitches[0] = pitch
+        lines[0] = h
+        self._buf = ctypes.create_string_buffer(pitch * h + ALIGN)
+        base = ctypes.addressof(self._buf)
+        self._addr = base + (-base % ALIGN)
+        self._size = (w, h, pitch)
+        return 1
+
+    def _lock(self, _opaque: Any, planes: Any) -> int:
+        planes[0] = self._addr
+        return 0
+
+    def _display(self, _opaque: Any, _picture: Any) -> None:
+        w, h, pitch = self._size
+        if not self._addr:
+            return
+        raw = (ctypes.c_char * (pitch * h)).from_address(self._addr)
+        img = QImage(bytes(raw), w, h, pitch, QImage.Format.Format_RGB32).copy()
+        self.frames += 1
+        self.last_frame = time.monotonic()
+        self.frame.emit(self, img)
+
+
+class VideoPlayer(QObject):
+    """Plays one clip at a time; the next clip replaces the current one only when its
+    first frame exists. Signals arrive in the GUI thread."""
+
+    ready = Signal(object, object)  # Choice, clip length in seconds or None
+    failed = Signal(object, str)  # Choice, reason
+    ended = Signal(object)  # Choice
+    repaint = Signal()
+
+    def __init__(self, config: Config, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.config = config
+        self._current: tuple[Choice, _Clip] | None = None
+        self._incoming: tuple[Choice, _Clip] | None = None
+        self._frame: QImage | None = None
+        self.last_error = ""
+        self._watch = QTimer(self)
+        self._watch.setInterval(500)
+        self._watch.timeout.connect(self._check)
+
+    def frame(self) -> QImage | None:
+        return self._frame if self._current is not None else None
+
+    @property
+    def playing(self) -> bool:
+        return self._current is not None
+
+    def start(self, choice: Choice, path: Path, width: int, height: int) -> bool:
+        """Open a clip; ``ready`` follows with its first frame, or ``failed``."""
+        self._drop_incoming()
+        if vlc is None:
+            self.last_error = f"libVLC is not available: {_VLC_ERROR}"
+            return False
+        if not path.is_file():
+            self.last_error = f"clip {path.name[:12]}… is not in the cache"
+            return False
+        try:
+            clip = _Clip(path, width, height, self.config.display.volume,
+                         loop=choice.item.duration is not None)
+        except Exception as e:
+            self.last_error = f"libVLC could not take the clip: {e}"
+            return False
+        clip.frame.connect(self._on_frame)
+        clip.failed.connect(self._on_failed)
+        clip.ended.connect(self._on_ended)
+        self._incoming = (choice, clip)
+        if not clip.play():
+            self._drop_incoming()
+            self.last_error = "libVLC refused to play the clip"
+            return False
+        self._watch.start()
+        return True
+
+    def stop(self) -> None:
+        """Stop everything (a still picture has replaced the video)."""
+        self._drop_incoming()
+        if self._current is not None:
+            self._current[1].release()
+            self._current = None
+        self._frame = None
+        self._watch.stop()
+
+    def _drop_incoming(self) -> None:
+        if self._incoming is not None:
+            self._incoming[1].release()
+            self._incoming = None
+
+    def _on_frame(self, clip: _Clip, img: QImage) -> None:
+        if self._incoming is not None and self._incoming[1] is clip:
+            choice = self._incoming[0]
+            if self._current is not None:
+                self._current[1].release()
+            self._current, self._incoming = self._incoming, None
+            self._frame = img
+            self.ready.emit(choice, clip.length())
+        elif self._current is not None and self._current[1] is clip:
+            self._frame = img
+            self.repaint.emit()
+
+    def _on_failed(self, clip: _Clip, reason: str) -> None:
+        for slot in (self._incoming, self._current):
+            if slot is not None and slot[1] is clip:
+                self.last_error = reason
+                self.failed.emit(slot[0], reason)
+                return
+
+    def _on_ended(self, clip: _Clip) -> None:
+        if self._current is not None and self._current[1] is clip:
+            self.ended.emit(self._current[0])
+        elif self._incoming is not None and self._incoming[1] is clip:
+            self._on_failed(clip, "the clip ended before showing a frame")
+
+    def _check(self) -> None:
+        now = time.monotonic()
+        if self._incoming is not None:
+            clip = self._incoming[1]
+            if now - clip.started > START_TIMEOUT_S:
+                self._on_failed(clip, f"no picture within {START_TIMEOUT_S:g} s")
+        if self._current is not None:
+            clip = self._current[1]
+            if now - clip.last_frame > STALL_TIMEOUT_S:
+                self._on_failed(clip, f"stalled: no new frame for {STALL_TIMEOUT_S:g} s")
