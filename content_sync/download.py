@@ -15,10 +15,11 @@ import json
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import requests
+import urllib3
 
 from content_sync.store import media_path, partial_dir
 
@@ -191,6 +192,12 @@ def _finish(partial: Path, h: hashlib._Hash, have: int, size: int, sha: str,
     return final
 
 
+def _read_chunks(r: requests.Response) -> Iterator[bytes]:
+    """The body as it arrives (``read1``), so a cut loses nothing that was received."""
+    while chunk := r.raw.read1(CHUNK, decode_content=False):
+        yield chunk
+
+
 def partial_path(cache_dir: Path, sha: str) -> Path:
     d = partial_dir(cache_dir)
     d.mkdir(parents=True, exist_ok=True)
@@ -249,10 +256,10 @@ def download_http(session: requests.Session, url: str, cache_dir: Path, sha: str
                                          "last_modified": r.headers.get("Last-Modified", "")})
                 min_bytes = int(min(1024, (limiter.rate if limiter else 1024) / 2) * stall_window)
                 stall = _Stall(stall_window, min_bytes)
-                have = _append(r.iter_content(CHUNK), partial, h, have, size, sha, limiter,
+                have = _append(_read_chunks(r), partial, h, have, size, sha, limiter,
                                progress, stall)
         except (requests.ConnectionError, requests.Timeout,
-                requests.exceptions.ChunkedEncodingError) as e:
+                requests.exceptions.ChunkedEncodingError, urllib3.exceptions.HTTPError) as e:
             raise MediaError(f"media {sha[:12]}…: transfer cut ({type(e).__name__}); "
                              "will resume later") from None
     return _finish(partial, h, have, size, sha, cache_dir)

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -247,3 +248,126 @@ def wait_until(cond: Callable[[], bool], timeout: float = 30.0, step: float = 0.
             return True
         time.sleep(step)
     return cond()
+
+
+# --- a raw server that misbehaves on purpose ----------------------------------------------
+# A real HTTP server on 127.0.0.1 that misbehaves on purpose, per request.
+#
+# Files are served from a dict; each path has a plan: a list of behaviours used by
+# successive requests (the last one repeats). Behaviours:
+#
+# - ``ok``: 200, or 206 for ``Range: bytes=N-`` (honouring ``If-Range`` against the ETag)
+# - ``cut:F``: send headers for the whole body, then only the fraction F of it, and close
+# - ``short_cl``: Content-Length 100 bytes above the body; send the body and close
+# - ``status:N``: answer HTTP N with a tiny body
+# - ``drip:N``: send N bytes every 0.2 s
+# - ``redirect:URL``: 302 to URL + the request path
+# - ``norange``: 200 with the whole body, ignoring Range
+
+
+@dataclass
+class RawRequest:
+    path: str
+    headers: dict[str, str]
+    behaviour: str
+    sent: int = 0
+
+
+@dataclass
+class Plan:
+    files: dict[str, bytes] = field(default_factory=dict)
+    plans: dict[str, list[str]] = field(default_factory=dict)
+    etags: dict[str, str] = field(default_factory=dict)
+    requests: list[RawRequest] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def next(self, path: str) -> str:
+        with self.lock:
+            plan = self.plans.get(path, ["ok"])
+            return plan.pop(0) if len(plan) > 1 else plan[0]
+
+    def sent(self, path: str | None = None) -> int:
+        return sum(r.sent for r in self.requests if path is None or r.path == path)
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    plan: Plan
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+        path = self.path.split("?")[0]
+        behaviour = self.plan.next(path)
+        req = RawRequest(path, dict(self.headers), behaviour)
+        with self.plan.lock:
+            self.plan.requests.append(req)
+        body = self.plan.files.get(path)
+        kind, _, arg = behaviour.partition(":")
+        if kind == "status":
+            return self._simple(int(arg), b"oops\n")
+        if kind == "redirect":
+            self.send_response(302)
+            self.send_header("Location", arg.rstrip("/") + self.path)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return None
+        if body is None:
+            return self._simple(404, b"not found\n")
+        etag = self.plan.etags.get(path, '"v1"')
+        start = 0
+        rng = self.headers.get("Range", "")
+        if_range = self.headers.get("If-Range")
+        if kind != "norange" and rng.startswith("bytes=") and rng.endswith("-") and (
+                if_range is None or if_range == etag):
+            start = int(rng[6:-1])
+        part = body[start:]
+        self.send_response(206 if start else 200)
+        if start:
+            self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
+        self.send_header("ETag", etag)
+        self.send_header("Accept-Ranges", "bytes")
+        extra = 100 if kind == "short_cl" else 0
+        self.send_header("Content-Length", str(len(part) + extra))
+        if kind in ("cut", "short_cl", "drip"):
+            self.send_header("Connection", "close")
+        self.end_headers()
+        if kind == "cut":
+            part = part[: int(len(part) * float(arg))]
+        try:
+            if kind == "drip":
+                n = int(arg)
+                for i in range(0, len(part), n):
+                    self.wfile.write(part[i:i + n])
+                    self.wfile.flush()
+                    req.sent += len(part[i:i + n])
+                    time.sleep(0.2)
+            else:
+                self.wfile.write(part)
+                req.sent += len(part)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        if kind in ("cut", "short_cl", "drip"):
+            self.close_connection = True
+        return None
+
+    def _simple(self, code: int, body: bytes) -> None:
+        self.send_response(code)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+@contextmanager
+def misbehaving(plan: Plan) -> Iterator[str]:
+    handler = type("PlanHandler", (Handler,), {"plan": plan})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    t = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    t.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()

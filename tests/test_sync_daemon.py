@@ -22,7 +22,14 @@ from content_sync.server.app import create_app
 from content_sync.server.db import ServerDB
 from content_sync.server.tokens import Tokens
 from tests.sync_helpers import (
-    BOARD, Publisher, StaticApp, make_keys, png, serve_wsgi, wait_until, write_config,
+    BOARD,
+    Publisher,
+    StaticApp,
+    make_keys,
+    png,
+    serve_wsgi,
+    wait_until,
+    write_config,
 )
 
 ROOT = Path(__file__).resolve().parents[1]

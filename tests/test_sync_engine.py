@@ -4,17 +4,27 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from datetime import UTC, datetime
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+
 from content_sync import store
 from content_sync.engine import Engine, SyncResult, SyncState
 from kiosk_config import Config
 from tests.sync_helpers import (
-    BOARD, Publisher, Served, StaticApp, big_bmp, make_keys, png, serve_wsgi, sha256, write_config,
+    BOARD,
+    Publisher,
+    Served,
+    StaticApp,
+    big_bmp,
+    make_keys,
+    png,
+    serve_wsgi,
+    sha256,
+    write_config,
 )
 
 
@@ -246,10 +256,8 @@ def test_file_source_same_layout_and_checks(tmp_path: Path) -> None:
 def test_quota_evicts_least_recently_used_unreferenced_media(env: Env) -> None:
     env.reconfigure(quota_mb=16)
     blobs = [big_bmp(i, 1290) for i in range(4)]  # about 5 MB each
-    v = 0
-    for i in range(4):  # each version holds one big image: 4 × >3 MB > 16 MB only with eviction
-        v += 1
-        env.pub.publish(v, {f"img{i}": (blobs[i], "image/bmp")})
+    for i in range(4):  # each version holds one image: 4 × 5 MB > 16 MB only with eviction
+        env.pub.publish(i + 1, {f"img{i}": (blobs[i], "image/bmp")})
         assert env.sync().ok, i
     cached = {p.name for p in store.media_dir(env.config.cache_dir).iterdir()}
     assert sha256(blobs[3]) in cached
