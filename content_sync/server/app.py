@@ -2,7 +2,8 @@
 
 Static part: ``boards/{id}/manifest.json`` and ``media/{sha256}`` from the data
 folder, with ETag, Last-Modified and Range handled by werkzeug. Dynamic part:
-status, events long-poll and operator uploads, each behind a bearer token.
+status, events long-poll and operator uploads, each behind a bearer token; plays,
+screenshots, commands and the operator status page (``reports``, ``status_page``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 from flask import Flask, Response, abort, jsonify, request, send_file
 
 from content_sync.manifest import SHA256_RE
+from content_sync.server import reports, status_page
 from content_sync.server.db import ServerDB
 from content_sync.server.events import EventHub
 from content_sync.server.tokens import Tokens, load_tokens
@@ -129,7 +131,7 @@ def create_app(data_dir: Path, tokens: Tokens | None = None,
         if not isinstance(data, dict):
             abort(Response("status must be a JSON object\n", 400))
         db.store_heartbeat(board, data)
-        return jsonify({"ok": True, "commands": []})
+        return jsonify(reports.status_answer(db, board, data))
 
     @app.get("/boards/<board>/events")
     def events(board: str) -> Response:
@@ -144,6 +146,9 @@ def create_app(data_dir: Path, tokens: Tokens | None = None,
         found = hub.wait(board, after_n, wait_s)
         nxt = max([after_n] + [int(e["id"]) for e in found])
         return jsonify({"next": nxt, "events": found})
+
+    reports.register(app, db, hub, data_dir, require_board, require_operator)
+    status_page.register(app, db)
 
     @app.get("/boards.json")
     def boards() -> Response:
