@@ -10,6 +10,7 @@ parse the way the specification says.
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -150,11 +151,15 @@ EXTERNAL_DTD = b"""<?xml version="1.0"?>
 
 
 class FeedServer:
-    """A real HTTP server on 127.0.0.1 serving ``docs`` (path → bytes), changeable live."""
+    """A real HTTP server on 127.0.0.1 serving ``docs`` (path → bytes), changeable live.
+
+    It sends an ETag and answers 304 to a matching If-None-Match, as feed servers do.
+    """
 
     def __init__(self) -> None:
         self.docs: dict[str, bytes] = {}
         self.hits: list[str] = []
+        self.not_modified: list[str] = []
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -164,7 +169,14 @@ class FeedServer:
                 if body is None:
                     self.send_error(404)
                     return
+                etag = '"' + hashlib.sha256(body).hexdigest()[:16] + '"'
+                if self.headers.get("If-None-Match") == etag:
+                    server.not_modified.append(self.path)
+                    self.send_response(304)
+                    self.end_headers()
+                    return
                 self.send_response(200)
+                self.send_header("ETag", etag)
                 self.send_header("Content-Type", "application/xml")
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()

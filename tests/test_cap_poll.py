@@ -375,3 +375,36 @@ def test_config_needs_an_area_when_a_feed_is_set() -> None:
         Config.model_validate({"cap": {"feed_url": "file:///srv/cap/feed.xml"}})
     with pytest.raises(ValidationError, match="http://, https:// or file://"):
         Config.model_validate({"cap": {"feed_url": "ftp://x/feed.xml", "area_names": ["A"]}})
+
+
+def test_unchanged_feed_costs_a_304_and_still_expires(
+    feed_server: FeedServer, conn: sqlite3.Connection
+) -> None:
+    url = feed_server.url("/cap.xml")
+    feed_server.docs["/cap.xml"] = alert()
+    poll_once(cfg(url), conn, now=NOW)
+    r = poll_once(cfg(url), conn, now=NOW + timedelta(minutes=1))
+    assert feed_server.not_modified == ["/cap.xml"] and r.state == "ok" and len(r.shown) == 1
+    r = poll_once(cfg(url), conn, now=NOW + timedelta(days=2))
+    assert len(feed_server.not_modified) == 2 and r.shown == [] and shown(conn) == []
+
+
+def test_a_link_that_failed_is_tried_again_even_if_the_feed_is_unchanged(
+    feed_server: FeedServer, conn: sqlite3.Connection
+) -> None:
+    url = feed_server.url("/feed.xml")
+    feed_server.docs["/feed.xml"] = atom([("b", "/b.xml", None)])
+    r = poll_once(cfg(url), conn, now=NOW)
+    assert shown(conn) == [] and "HTTP 404" in r.problems[0]
+    feed_server.docs["/b.xml"] = alert(identifier="B")
+    poll_once(cfg(url), conn, now=NOW)
+    assert feed_server.not_modified == [] and len(shown(conn)) == 1
+
+
+def test_a_new_feed_url_carrying_the_same_alert_still_shows_it(
+    feed_server: FeedServer, conn: sqlite3.Connection
+) -> None:
+    feed_server.docs["/old.xml"] = feed_server.docs["/new.xml"] = alert()
+    poll_once(cfg(feed_server.url("/old.xml")), conn, now=NOW)
+    r = poll_once(cfg(feed_server.url("/new.xml")), conn, now=NOW)
+    assert len(r.shown) == 1 and len(shown(conn)) == 1

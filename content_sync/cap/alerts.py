@@ -100,9 +100,11 @@ def apply(conn: sqlite3.Connection, feed: str, alert: Alert, origin: str,
             "SELECT state, body FROM cap_alerts WHERE key=?", (key,)
         ).fetchone()
         if row is not None and row["body"] is not None:
-            if origin:
-                conn.execute("UPDATE cap_alerts SET origin=? WHERE key=? AND origin=''",
-                             (origin, key))
+            # the same message seen again, maybe under another entry or another feed URL
+            conn.execute(
+                "UPDATE cap_alerts SET feed=?, origin=CASE WHEN ?<>'' THEN ? ELSE origin END"
+                " WHERE key=?", (feed, origin, origin, key),
+            )
             return False
         if alert.status in ("Draft", "System"):
             state, reason = "ignored", f"status {alert.status} is never shown"

@@ -8,6 +8,7 @@ else's server.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -77,9 +78,28 @@ def _read_file(url: str, max_bytes: int) -> bytes:
         raise FetchError(f"{path} cannot be read: {e.strerror or e}") from None
 
 
-def _read_http(url: str, session: requests.Session, max_bytes: int) -> bytes:
+@dataclass(frozen=True)
+class Validators:
+    """HTTP validators of the last full answer, for a conditional GET (saves a SIM's data)."""
+
+    etag: str = ""
+    last_modified: str = ""
+
+    def headers(self) -> dict[str, str]:
+        out = {}
+        if self.etag:
+            out["If-None-Match"] = self.etag
+        if self.last_modified:
+            out["If-Modified-Since"] = self.last_modified
+        return out
+
+
+def _read_http(url: str, session: requests.Session, max_bytes: int,
+               since: Validators | None = None) -> tuple[bytes | None, Validators]:
     try:
-        with session.get(url, stream=True) as resp:
+        with session.get(url, stream=True, headers=since.headers() if since else None) as resp:
+            if resp.status_code == 304 and since is not None:
+                return None, since
             if resp.status_code != 200:
                 raise FetchError(
                     f"{url} answered HTTP {resp.status_code} {resp.reason}; "
@@ -98,7 +118,8 @@ def _read_http(url: str, session: requests.Session, max_bytes: int) -> bytes:
                     raise FetchError(
                         f"{url} is larger than cap.max_document_kb ({max_bytes // 1024} KB)"
                     )
-            return bytes(data)
+            return bytes(data), Validators(resp.headers.get("ETag", ""),
+                                           resp.headers.get("Last-Modified", ""))
     except requests.Timeout:
         raise FetchError(f"{url} did not answer in time; check the network or the feed server"
                          ) from None
@@ -123,5 +144,14 @@ def fetch(url: str, session: requests.Session, max_bytes: int,
         return _read_file(url, max_bytes)
     if scheme in ("http", "https"):
         check_insecure(url, allow_insecure_http)
-        return _read_http(url, session, max_bytes)
+        return _read_http(url, session, max_bytes)[0] or b""
     raise FetchError(f"{url[:200]}: only http, https and file URLs can be read")
+
+
+def fetch_feed(url: str, session: requests.Session, max_bytes: int, allow_insecure_http: bool,
+               since: Validators) -> tuple[bytes | None, Validators]:
+    """Like :func:`fetch`, but None when an http(s) feed answers 304 Not Modified."""
+    if urlsplit(url).scheme in ("http", "https"):
+        check_insecure(url, allow_insecure_http)
+        return _read_http(url, session, max_bytes, since)
+    return fetch(url, session, max_bytes, allow_insecure_http), Validators()

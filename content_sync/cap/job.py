@@ -13,7 +13,7 @@ import logging
 import sqlite3
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urljoin, urlsplit
 
 import requests
@@ -21,7 +21,13 @@ import requests
 from content_sync import store
 from content_sync.cap import alerts
 from content_sync.cap.area import BoardArea
-from content_sync.cap.fetch import FetchError, fetch, make_session
+from content_sync.cap.fetch import (
+    FetchError,
+    Validators,
+    fetch,
+    fetch_feed,
+    make_session,
+)
 from content_sync.cap.model import Alert, CapError
 from content_sync.cap.parse import Document, Entry, parse_alert, parse_document
 from content_sync.cap.to_playlist import to_playlist
@@ -60,7 +66,7 @@ def board_area(config: Config) -> BoardArea:
 
 class _Poll:
     def __init__(self, config: Config, conn: sqlite3.Connection, now: datetime,
-                 session: requests.Session) -> None:
+                 session: requests.Session, since: Validators) -> None:
         self.config, self.conn, self.now, self.session = config, conn, now, session
         self.cap = config.cap
         self.feed = self.cap.feed_url
@@ -69,6 +75,10 @@ class _Poll:
         self.result = PollResult("ok", feed_url=self.feed)
         self.refusals: list[tuple[str, str]] = []
         self.fetches = 0
+        self.deferred = 0
+        self.since = since
+        self.validators = Validators()
+        self.not_modified = False
 
     def problem(self, subject: str, reason: str, refusal: bool) -> None:
         self.result.problems.append(f"{subject}: {reason}")
@@ -77,10 +87,14 @@ class _Poll:
 
     def read_feed(self) -> Document | None:
         try:
-            return parse_document(
-                fetch(self.feed, self.session, self.max_bytes, self.cap.allow_insecure_http),
-                self.max_bytes,
+            data, self.validators = fetch_feed(
+                self.feed, self.session, self.max_bytes, self.cap.allow_insecure_http,
+                self.since,
             )
+            if data is None:
+                self.not_modified = True
+                return None
+            return parse_document(data, self.max_bytes)
         except FetchError as e:
             self.result.state, self.result.error = "error", str(e)
         except CapError as e:
@@ -97,6 +111,7 @@ class _Poll:
                              "feed; not followed", refusal=False)
             return entry.alert
         if self.fetches >= self.cap.max_fetches_per_poll:
+            self.deferred += 1
             return None  # next poll; the entry stays listed so nothing is withdrawn
         self.fetches += 1
         try:
@@ -105,6 +120,7 @@ class _Poll:
                 self.max_bytes,
             )
         except FetchError as e:
+            self.deferred += entry.alert is None  # try again next poll
             self.problem(subject, str(e), refusal=False)
         except CapError as e:
             self.problem(subject, f"alert at {url[:200]} refused: {e}", refusal=True)
@@ -168,16 +184,18 @@ class _Poll:
         self.result.shown = sorted(playlists)
 
 
-def _report(conn: sqlite3.Connection, result: PollResult, refusals: list[tuple[str, str]]
-            ) -> None:
+def _report(conn: sqlite3.Connection, result: PollResult, poll: _Poll | None,
+            before: dict[str, Any]) -> None:
     """Record refusals and log the feed's state, only when they change."""
-    before = store.get_status(conn, SOURCE) or {}
+    refusals = poll.refusals if poll else []
     seen = set(before.get("refusals", []))
     now_seen = [f"{s}: {r}" for s, r in refusals]
     for (subject, reason), line in zip(refusals, now_seen, strict=True):
         if line not in seen:
             store.record_refusal(conn, subject, reason)
             log.warning("refused %s", line)
+    if poll is not None and poll.not_modified:
+        now_seen = list(seen)  # nothing was read again: the same refusals still stand
     if result.error != before.get("error", ""):
         if result.error:
             log.warning("CAP feed problem: %s", result.error)
@@ -189,9 +207,15 @@ def _report(conn: sqlite3.Connection, result: PollResult, refusals: list[tuple[s
             log.info("CAP alert on this board: %s %s", pid, result.titles.get(pid, ""))
     for pid in sorted(was - set(result.shown)):
         log.info("CAP alert no longer on this board: %s", pid)
+    # keep the validators only when everything the feed named was read: otherwise an
+    # unchanged feed (304) would never give a failed link another chance
+    validators = Validators()
+    if poll is not None and not poll.deferred and result.state == "ok":
+        validators = poll.since if poll.not_modified else poll.validators
     store.set_status(conn, SOURCE, {
         "state": result.state, "feed_url": result.feed_url, "error": result.error,
         "shown": result.shown, "refusals": sorted(set(now_seen)),
+        "etag": validators.etag, "last_modified": validators.last_modified,
         "checked_at": datetime.now(UTC).isoformat(timespec="seconds"),
     })
 
@@ -204,18 +228,22 @@ def poll_once(config: Config, conn: sqlite3.Connection, now: datetime | None = N
     if now.tzinfo is None:
         raise ValueError("poll_once needs an aware 'now', e.g. datetime.now(UTC)")
     alerts.ensure_table(conn)
+    before = store.get_status(conn, SOURCE) or {}
     if not config.cap.feed_url:
         result = PollResult("off")
         store.replace_overlays(conn, SOURCE, {})
-        _report(conn, result, [])
+        _report(conn, result, None, before)
         return result
+    since = Validators()
+    if before.get("feed_url") == config.cap.feed_url:
+        since = Validators(before.get("etag", ""), before.get("last_modified", ""))
     own = session is None
     sess = session or make_session(config)
     try:
-        poll = _Poll(config, conn, now, sess)
+        poll = _Poll(config, conn, now, sess, since)
         poll.run()
     finally:
         if own:
             sess.close()
-    _report(conn, poll.result, poll.refusals)
+    _report(conn, poll.result, poll, before)
     return poll.result
