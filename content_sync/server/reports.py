@@ -51,6 +51,18 @@ COUNT_TYPES: dict[str, tuple[type, ...]] = {
 }
 
 
+def _describe(allowed: tuple[type, ...]) -> str:
+    if float in allowed:
+        words = ["a number"]
+    elif int in allowed:
+        words = ["an integer"]
+    else:
+        words = ["a string"]
+    if type(None) in allowed:
+        words.append("null")
+    return " or ".join(words)
+
+
 def _check(entry: Any, types: dict[str, tuple[type, ...]]) -> tuple[str, str | None]:
     """(id, reason it is refused or None)."""
     if not isinstance(entry, dict):
@@ -61,7 +73,7 @@ def _check(entry: Any, types: dict[str, tuple[type, ...]]) -> tuple[str, str | N
     for key, allowed in types.items():
         value = entry.get(key)
         if not isinstance(value, allowed) or isinstance(value, bool):
-            return rid, f"{key} must be {' or '.join(t.__name__ for t in allowed)}"
+            return rid, f"{key} must be {_describe(allowed)}"
     return rid, None
 
 

@@ -1,0 +1,140 @@
+"""Helpers for the status tests (issue 5): a box config, the real reference server, plays."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from waitress.server import create_server
+
+from content_sync import store
+from content_sync.server import create_app
+from content_sync.server.db import ServerDB
+from content_sync.server.tokens import Tokens
+from kiosk_config import Config, load_config
+
+BOARD = "test.status-01"
+BOARD_TOKEN = "board-secret-token"
+OPERATOR_TOKEN = "operator-secret-token"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def make_config(tmp: Path, url: str, **status: Any) -> tuple[Config, Path]:
+    """A box config file pointing at ``url``; returns the loaded config and its path."""
+    tmp.mkdir(parents=True, exist_ok=True)
+    token = tmp / "board.token"
+    token.write_text(BOARD_TOKEN + "\n")
+    token.chmod(0o600)
+    lines = [f"[board]\nid = \"{BOARD}\"\nname = \"Bảng tin xã thử\"\n",
+             f"[source]\nurl = \"{url}\"\ntoken_file = \"{token}\"\nconnect_timeout = 2\n"
+             "read_timeout = 10\n",
+             f"[cache]\ndir = \"{tmp / 'cache'}\"\n",
+             "[status]\n" + "".join(f"{k} = {_toml(v)}\n" for k, v in status.items())]
+    path = tmp / "eboard.toml"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return load_config(path), path
+
+
+def _toml(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, str):
+        return f'"{v}"'
+    return str(v)
+
+
+@dataclass
+class RunningServer:
+    url: str
+    data: Path
+    port: int
+    db: ServerDB
+    stop: Callable[[], None]
+
+
+@contextmanager
+def reference_server(data: Path, port: int = 0,
+                     middleware: Callable[[Any], Any] | None = None) -> Iterator[RunningServer]:
+    """The real reference server (Flask app under waitress) on 127.0.0.1."""
+    data.mkdir(parents=True, exist_ok=True)
+    tokens = Tokens(operator=OPERATOR_TOKEN, boards={BOARD: BOARD_TOKEN})
+    app = create_app(data, tokens, long_poll_max=5)
+    wsgi = middleware(app) if middleware else app
+    srv = create_server(wsgi, host="127.0.0.1", port=port, threads=8)
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    stopped = False
+
+    def stop() -> None:
+        nonlocal stopped
+        if not stopped:
+            stopped = True
+            app.extensions["eboard"]["hub"].stop()
+            srv.close()
+
+    try:
+        yield RunningServer(f"http://127.0.0.1:{srv.effective_port}/", data,
+                            int(srv.effective_port), app.extensions["eboard"]["db"], stop)
+    finally:
+        stop()
+
+
+def slow_after(path_suffix: str, seconds: float) -> Callable[[Any], Any]:
+    """WSGI middleware: the response to ``path_suffix`` is held back ``seconds`` after the
+    app has done its work (stored), as a slow link or a busy server would."""
+    def wrap(app: Any) -> Any:
+        def slowed(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+            body = list(app(environ, start_response))
+            if environ.get("PATH_INFO", "").endswith(path_suffix):
+                time.sleep(seconds)
+            return body
+        return slowed
+    return wrap
+
+
+def make_play(item: str, playlist: str, started: datetime, seconds: float,
+              outcome: str = "played") -> dict[str, Any]:
+    return {"id": str(uuid.uuid4()), "item_id": item, "playlist_id": playlist,
+            "manifest_version": 1, "started_at": started.isoformat(timespec="milliseconds"),
+            "ended_at": (started + timedelta(seconds=seconds)).isoformat(timespec="milliseconds"),
+            "duration_s": seconds, "outcome": outcome, "detail": ""}
+
+
+def add_plays(db_path: Path, n: int, start: datetime | None = None,
+              items: tuple[str, ...] = ("anh-1", "tb-1", "clip-1")) -> list[str]:
+    """Write ``n`` proof-of-play records with ``store.add_play`` (one transaction, for speed)."""
+    start = start or datetime(2026, 11, 20, 1, 0, tzinfo=UTC)
+    conn = store.connect(db_path)
+    ids = []
+    try:
+        with store.transaction(conn):
+            for i in range(n):
+                rec = make_play(items[i % len(items)], "thong-bao",
+                                start + timedelta(seconds=20 * i), 10.0 + (i % 3))
+                store.add_play(conn, rec)
+                ids.append(rec["id"])
+    finally:
+        conn.close()
+    return ids
+
+
+def wait_until(cond: Callable[[], bool], timeout: float = 10.0, step: float = 0.05) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if cond():
+            return True
+        time.sleep(step)
+    return cond()
