@@ -17,6 +17,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictInt,
     ValidationError,
     field_validator,
     model_validator,
@@ -57,7 +58,7 @@ class _Model(BaseModel):
 
 
 class MediaInfo(_Model):
-    size: int = Field(ge=0)
+    size: StrictInt = Field(ge=0)
     type: str
 
     @field_validator("type")
@@ -134,7 +135,7 @@ class TickerLine(_Model):
 class Manifest(_Model):
     format: Literal["eboard.manifest/1"]
     board: str
-    version: int = Field(ge=1)
+    version: StrictInt = Field(ge=1)
     issued_at: AwareDatetime
     media: dict[str, MediaInfo] = Field(default_factory=dict)
     playlists: tuple[Playlist, ...] = ()
