@@ -1,0 +1,119 @@
+"""Property-based tests (hypothesis) for the manifest parser and its envelope."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from content_sync import dsse, manifest
+from content_sync.manifest import ManifestError
+
+SETTINGS = settings(max_examples=100, deadline=None,
+                    suppress_health_check=[HealthCheck.too_slow])
+KEY = Ed25519PrivateKey.generate()
+
+sha = st.text("0123456789abcdef", min_size=64, max_size=64)
+ident = st.text(st.characters(min_codepoint=33, max_codepoint=0x1EF9), min_size=1, max_size=30)
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@st.composite
+def manifests(draw: st.DrawFn) -> dict[str, Any]:
+    media = draw(st.dictionaries(sha, st.fixed_dictionaries({
+        "size": st.integers(0, 10**10),
+        "type": st.sampled_from(sorted(manifest.ALLOWED_TYPES))}), max_size=5))
+    items: list[dict[str, Any]] = []
+    for i, (h, info) in enumerate(media.items()):
+        items.append({"id": f"m{i}", "type": info["type"].split("/")[0], "media": h,
+                      "duration": draw(st.floats(0.1, 3600))})
+    items.append({"id": "t", "type": "text", "title": draw(ident), "body": draw(st.text())})
+    return {
+        "format": "eboard.manifest/1",
+        "board": draw(ident),
+        "version": draw(st.integers(1, 2**62)),
+        "issued_at": "2026-11-24T08:00:00+07:00",
+        "media": media,
+        "playlists": [{"id": draw(ident), "priority": draw(
+            st.sampled_from(["normal", "priority", "emergency"])), "items": items}],
+        "ticker": [{"id": "t1", "text": draw(st.text())}],
+        draw(st.sampled_from(["x-future", "extension"])): draw(json_values),  # ignored
+    }
+
+
+@SETTINGS
+@given(st.binary(max_size=2000))
+def test_any_bytes_parse_or_refuse_with_one_line(data: bytes) -> None:
+    try:
+        manifest.parse(data)
+    except ManifestError as e:
+        assert "\n" not in str(e)
+
+
+@SETTINGS
+@given(json_values)
+def test_any_json_parse_or_refuse_with_one_line(value: Any) -> None:
+    try:
+        manifest.parse(json.dumps(value).encode())
+    except ManifestError as e:
+        assert "\n" not in str(e) and str(e)
+
+
+@SETTINGS
+@given(manifests())
+def test_valid_manifests_parse_and_keep_their_content(m: dict[str, Any]) -> None:
+    parsed = manifest.parse(json.dumps(m).encode())
+    assert parsed.version == m["version"] and parsed.board == m["board"]
+    assert {h: (i.size, i.type) for h, i in parsed.media.items()} == \
+        {h: (i["size"], i["type"]) for h, i in m["media"].items()}
+
+
+@SETTINGS
+@given(manifests(), st.sampled_from(["format", "board", "version", "issued_at"]))
+def test_missing_required_field_is_refused(m: dict[str, Any], field: str) -> None:
+    del m[field]
+    with pytest.raises(ManifestError) as e:
+        manifest.parse(json.dumps(m).encode())
+    assert "\n" not in str(e.value)
+
+
+@SETTINGS
+@given(manifests(), st.text(max_size=80).filter(
+    lambda s: not (len(s) == 64 and all(c in "0123456789abcdef" for c in s))))
+def test_bad_media_name_is_refused(m: dict[str, Any], name: str) -> None:
+    m["media"][name] = {"size": 1, "type": "image/png"}
+    with pytest.raises(ManifestError, match="64 lowercase hex"):
+        manifest.parse(json.dumps(m).encode())
+
+
+@SETTINGS
+@given(manifests(), json_values)
+def test_ill_typed_version_or_media_is_refused(m: dict[str, Any], value: Any) -> None:
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+        return
+    m["version"] = value
+    with pytest.raises(ManifestError):
+        manifest.parse(json.dumps(m).encode())
+
+
+@SETTINGS
+@given(manifests(), st.integers(0, 10_000), st.integers(1, 255))
+def test_signed_manifest_any_flipped_byte_is_refused(m: dict[str, Any], pos: int,
+                                                     flip: int) -> None:
+    body = json.dumps(m).encode()
+    env = json.loads(dsse.sign(body, KEY))
+    assert dsse.verify(json.dumps(env).encode(), [KEY.public_key()]).body == body
+    tampered = bytearray(body)
+    tampered[pos % len(tampered)] ^= flip
+    env["payload"] = base64.b64encode(bytes(tampered)).decode()
+    with pytest.raises(dsse.EnvelopeError):
+        dsse.verify(json.dumps(env).encode(), [KEY.public_key()])
