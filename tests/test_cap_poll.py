@@ -408,3 +408,13 @@ def test_a_new_feed_url_carrying_the_same_alert_still_shows_it(
     poll_once(cfg(feed_server.url("/old.xml")), conn, now=NOW)
     r = poll_once(cfg(feed_server.url("/new.xml")), conn, now=NOW)
     assert len(r.shown) == 1 and len(shown(conn)) == 1
+
+
+def test_missing_ca_bundle_is_a_fetch_error(tmp_path: Path, conn: sqlite3.Connection) -> None:
+    config = Config.model_validate({
+        "source": {"ca_bundle": str(tmp_path / "no-such-ca.pem")},
+        "cap": {"feed_url": "https://127.0.0.1:9/cap.xml", "area_names": ["Lai Châu"]},
+    })
+    r = poll_once(config, conn, now=NOW)
+    assert r.state == "error" and "https://127.0.0.1:9/cap.xml" in r.error
+    assert "source.ca_bundle" in r.error

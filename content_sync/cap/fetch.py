@@ -97,7 +97,9 @@ class Validators:
 def _read_http(url: str, session: requests.Session, max_bytes: int,
                since: Validators | None = None) -> tuple[bytes | None, Validators]:
     try:
-        with session.get(url, stream=True, headers=since.headers() if since else None) as resp:
+        # verify= given per request: otherwise REQUESTS_CA_BUNDLE would beat source.ca_bundle
+        with session.get(url, stream=True, headers=since.headers() if since else None,
+                         verify=session.verify) as resp:
             if resp.status_code == 304 and since is not None:
                 return None, since
             if resp.status_code != 200:
@@ -128,6 +130,8 @@ def _read_http(url: str, session: requests.Session, max_bytes: int,
                          "DNS and proxy") from None
     except requests.RequestException as e:
         raise FetchError(f"fetching {url} failed: {e}") from None
+    except OSError as e:  # e.g. source.ca_bundle names a file that is not there
+        raise FetchError(f"fetching {url} failed: {e}; check source.ca_bundle") from None
 
 
 def _root_cause(e: BaseException) -> str:
