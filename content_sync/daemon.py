@@ -3,11 +3,16 @@
 - ``poll``: one sync run; it re-schedules itself after each run, at the poll
   interval with random jitter when all is well, or with capped exponential backoff
   after a failure (offline, source error, incomplete). One instance at a time.
-- ``heartbeat``: every ``status.heartbeat_interval`` s (jittered).
+- ``heartbeat``: every ``status.heartbeat_interval`` s (jittered):
+  ``status_report.run_heartbeat_once`` sends every status field with the results of
+  remote commands and runs the commands of the answer (``remote_commands``).
+- ``plays``: proof-of-play outbox upload (and folding over the bound), ``outbox``.
+- ``screenshot``: asks the player for one when due and uploads a new one.
 - ``cap``: every ``cap.poll_interval`` s when a CAP feed is configured and the
   CAP source (``content_sync.cap.poll_once``) is installed.
 - the events long-poll (``GET boards/{id}/events``) runs in its own thread and
-  kicks ``poll`` when a new manifest is announced; without an events channel,
+  kicks ``poll`` when a new manifest is announced and runs ``command`` events at
+  once (their results go in a heartbeat sent soon after); without an events channel,
   polling alone carries on.
 """
 
@@ -26,8 +31,9 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from content_sync import heartbeat, sdnotify, store
+from content_sync import outbox, screenshot_upload, sdnotify, status_report, store
 from content_sync.engine import Engine, SyncResult, SyncState
+from content_sync.remote_commands import Executor
 from content_sync.source import Source, SourceError, SourceUnreachable, open_source
 from kiosk_config import Config
 
@@ -36,6 +42,7 @@ RETRY_BASE_S = 15.0
 RETRY_CAP_S = 900.0
 EVENTS_WAIT_S = 25.0
 EVENTS_RECHECK_S = 600.0
+SCREENSHOT_CHECK_S = 5
 
 
 def next_delay(config: Config, result: SyncResult, failures: int) -> float:
@@ -63,7 +70,6 @@ class Daemon:
         self.last_result: SyncResult | None = None
         self._kick_lock = threading.Lock()
         self._again = threading.Event()
-        self._hb_ok: bool | None = None
         self._events_thread: threading.Thread | None = None
         self.watchdog = sdnotify.WatchdogThread()
 
@@ -94,17 +100,47 @@ class Daemon:
             with contextlib.suppress(JobLookupError):
                 self.scheduler.modify_job("poll", next_run_time=datetime.now())
 
+    def _executor(self, conn: Any) -> Executor:
+        return Executor(self.config, conn, sync_now=self._sync_now_command)
+
+    def _sync_now_command(self) -> str:
+        self.kick()
+        return "sync started at once"
+
     def _heartbeat(self) -> None:
+        session = getattr(self.source, "session", None)
+        if session is None:
+            return
+        conn = store.connect(self.config.db_path)
+        try:  # logs its own transitions (delivered / not delivered)
+            status_report.run_heartbeat_once(self.config, conn, session, self._executor(conn))
+        finally:
+            conn.close()
+
+    def _heartbeat_soon(self, seconds: float = 3.0) -> None:
+        with contextlib.suppress(JobLookupError):
+            self.scheduler.modify_job("heartbeat",
+                                      next_run_time=datetime.now() + timedelta(seconds=seconds))
+
+    def _plays(self) -> None:
+        session = getattr(self.source, "session", None)
         conn = store.connect(self.config.db_path)
         try:
-            heartbeat.send(self.config, conn, self.source)
-            if self._hb_ok is not True:
-                log.info("heartbeat delivered to %s", self.source.url)
-            self._hb_ok = True
-        except (SourceUnreachable, SourceError) as e:
-            if self._hb_ok is not False:
-                log.warning("heartbeat not delivered: %s; will keep trying", e)
-            self._hb_ok = False
+            if session is None:  # a folder source: fold over the bound, nothing to send
+                outbox.fold_if_needed(conn, self.config.status.outbox_max_records,
+                                      self.config.tz)
+            else:
+                outbox.upload_plays_once(self.config, conn, session)
+        finally:
+            conn.close()
+
+    def _screenshot(self) -> None:
+        session = getattr(self.source, "session", None)
+        if session is None:
+            return
+        conn = store.connect(self.config.db_path)
+        try:
+            screenshot_upload.screenshot_job(self.config, conn, session)
         finally:
             conn.close()
 
@@ -147,6 +183,9 @@ class Daemon:
                 if ev.type == "manifest" and (ev.version is None or ev.version > active):
                     log.info("event %d: manifest version %s announced", ev.id, ev.version)
                     self.kick()
+                elif ev.type == "command" and ev.command is not None and \
+                        self._executor(conn).handle([ev.command]):
+                    self._heartbeat_soon()  # its result reaches the operator in seconds
             if nxt != after:
                 after = nxt
                 with store.transaction(conn):
@@ -162,6 +201,10 @@ class Daemon:
         if self.source.has_events:
             self.scheduler.add_job(self._heartbeat, "interval", id="heartbeat", seconds=hb,
                                    jitter=max(1, hb // 10), next_run_time=now)
+            self.scheduler.add_job(self._screenshot, "interval", id="screenshot",
+                                   seconds=SCREENSHOT_CHECK_S, next_run_time=now)
+        self.scheduler.add_job(self._plays, "interval", id="plays", seconds=max(30, hb),
+                               jitter=max(1, hb // 10), next_run_time=now)
         cap_cfg: Any = getattr(self.config, "cap", None)
         if getattr(cap_cfg, "feed_url", "") and _has_cap():
             self.scheduler.add_job(self._cap, "interval", id="cap", next_run_time=now,
