@@ -418,3 +418,13 @@ def test_missing_ca_bundle_is_a_fetch_error(tmp_path: Path, conn: sqlite3.Connec
     r = poll_once(config, conn, now=NOW)
     assert r.state == "error" and "https://127.0.0.1:9/cap.xml" in r.error
     assert "source.ca_bundle" in r.error
+
+
+def test_a_flood_of_junk_entries_is_bounded(feed_server: FeedServer, conn: sqlite3.Connection
+                                            ) -> None:
+    junk = b"".join(b"<entry><id>%d</id></entry>" % i for i in range(1500))
+    feed_server.docs["/feed.xml"] = (b'<feed xmlns="http://www.w3.org/2005/Atom">' + junk
+                                     + b"</feed>")
+    r = poll_once(cfg(feed_server.url("/feed.xml")), conn, now=NOW)
+    assert r.entries == 1000 and "500 entries beyond the first 1000" in r.problems[0]
+    assert len(store.recent_refusals(conn, limit=100)) == 21  # 20 and one "N more"

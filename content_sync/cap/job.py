@@ -29,12 +29,20 @@ from content_sync.cap.fetch import (
     make_session,
 )
 from content_sync.cap.model import Alert, CapError
-from content_sync.cap.parse import Document, Entry, parse_alert, parse_document
+from content_sync.cap.parse import (
+    MAX_ENTRIES,
+    Document,
+    Entry,
+    parse_alert,
+    parse_document,
+)
 from content_sync.cap.to_playlist import to_playlist
 from kiosk_config import Config
 
 log = logging.getLogger(__name__)
 SOURCE = "cap"
+MAX_REFUSALS_RECORDED = 20  # per poll, in the shared refusals table
+MAX_REFUSALS_KEPT = 200  # remembered in the status, so each is recorded once
 
 
 @dataclass
@@ -150,6 +158,9 @@ class _Poll:
         doc = self.read_feed()
         if doc is not None:
             self.result.entries = len(doc.entries)
+            if doc.dropped:
+                self.problem(f"CAP feed {self.feed}", f"has {doc.dropped} entries beyond the "
+                             f"first {MAX_ENTRIES}; they were not read", refusal=True)
             known = alerts.known_origins(self.conn, self.feed)
             for entry in doc.entries:
                 try:
@@ -190,10 +201,17 @@ def _report(conn: sqlite3.Connection, result: PollResult, poll: _Poll | None,
     refusals = poll.refusals if poll else []
     seen = set(before.get("refusals", []))
     now_seen = [f"{s}: {r}" for s, r in refusals]
-    for (subject, reason), line in zip(refusals, now_seen, strict=True):
-        if line not in seen:
-            store.record_refusal(conn, subject, reason)
-            log.warning("refused %s", line)
+    new = [(s, r, line) for (s, r), line in zip(refusals, now_seen, strict=True)
+           if line not in seen]
+    for subject, reason, line in new[:MAX_REFUSALS_RECORDED]:
+        store.record_refusal(conn, subject, reason)
+        log.warning("refused %s", line)
+    if len(new) > MAX_REFUSALS_RECORDED:
+        more = len(new) - MAX_REFUSALS_RECORDED
+        store.record_refusal(conn, f"CAP feed {result.feed_url}",
+                             f"{more} more entries refused; see eboard status")
+        log.warning("refused %d more CAP entries", more)
+    now_seen = now_seen[:MAX_REFUSALS_KEPT]
     if poll is not None and poll.not_modified:
         now_seen = list(seen)  # nothing was read again: the same refusals still stand
     if result.error != before.get("error", ""):

@@ -26,6 +26,7 @@ ATOM = "http://www.w3.org/2005/Atom"
 STATUSES = {"Actual", "Exercise", "System", "Test", "Draft"}
 MSG_TYPES = {"Alert", "Update", "Cancel", "Ack", "Error"}
 DEFAULT_MAX_BYTES = 4096 * 1024
+MAX_ENTRIES = 1000
 
 
 @dataclass
@@ -42,6 +43,8 @@ class Entry:
 class Document:
     kind: Literal["alert", "feed"]
     entries: list[Entry] = field(default_factory=list)
+    dropped: int = 0
+    """Feed entries beyond MAX_ENTRIES, not read (a hostile feed must not cost hours)."""
 
 
 def _split(tag: str) -> tuple[str, str]:
@@ -254,6 +257,9 @@ def _atom(root: Element) -> Document:
             continue
         authors = _children(entry, "author")
         sender = _text(authors[0], "name") if authors else feed_author
+        if len(doc.entries) >= MAX_ENTRIES:
+            doc.dropped += 1
+            continue
         doc.entries.append(_entry(
             entry, _text(entry, "id"), _atom_link(entry), sender,
             _text(entry, "title"), _text(entry, "summary"),
@@ -269,6 +275,9 @@ def _rss(root: Element) -> Document:
             for enc in _children(item, "enclosure"):
                 if "cap" in (enc.get("type") or "") and enc.get("url"):
                     link = (enc.get("url") or "").strip()
+            if len(doc.entries) >= MAX_ENTRIES:
+                doc.dropped += 1
+                continue
             doc.entries.append(_entry(
                 item, _text(item, "guid"), link, _text(item, "author"),
                 _text(item, "title"), _text(item, "description"),
