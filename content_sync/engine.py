@@ -199,6 +199,8 @@ class Engine:
                 for s, r in outcome.refused:
                     store.refuse_media(self.conn, s, r)
                 return self._refuse_pending(m, f"media {sha[:12]}… {reason}")
+            for sha, reason in outcome.rejected:  # hash or size mismatch: retried later
+                self._refuse(f"media {sha[:12]}… of manifest version {m.version}", reason)
             if outcome.disk_full:
                 cache.clean_partials(self.cache_dir, keep=set())
                 return self._with_counts(SyncResult(

@@ -43,6 +43,7 @@ class Reporter(Protocol):
 class Outcome:
     done: set[str] = field(default_factory=set)
     refused: list[tuple[str, str]] = field(default_factory=list)
+    rejected: list[tuple[str, str]] = field(default_factory=list)  # wrong bytes from the source
     errors: list[str] = field(default_factory=list)
     disk_full: bool = False
     offline: bool = False
@@ -81,7 +82,9 @@ def fetch_all(config: Config, conn: sqlite3.Connection, source: Source,
             except download.MediaError as e:
                 if e.offline:
                     return "offline", str(e)
-                if e.permanent or attempt == ATTEMPTS - 1:
+                if e.permanent:
+                    return "rejected", str(e)
+                if attempt == ATTEMPTS - 1:
                     return "error", str(e)
                 time.sleep(backoff(attempt))
                 continue
@@ -110,6 +113,8 @@ def fetch_all(config: Config, conn: sqlite3.Connection, source: Source,
             elif kind == "refused":
                 out.refused.append((sha, message))
             elif kind != "skipped":
+                if kind == "rejected":
+                    out.rejected.append((sha, message))
                 out.errors.append(message)
                 out.disk_full |= kind == "disk_full"
                 out.offline |= kind == "offline"

@@ -17,8 +17,8 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from kiosk_config.version import __version__
 from kiosk_config import Config, read_token
+from kiosk_config.version import __version__
 
 LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
 
@@ -72,6 +72,9 @@ class EboardSession(requests.Session):
     def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any
                 ) -> requests.Response:
         kwargs.setdefault("timeout", self.timeout)
+        if isinstance(self.verify, str):
+            # Per request, or REQUESTS_CA_BUNDLE in the environment would win (requests#3829).
+            kwargs.setdefault("verify", self.verify)
         return super().request(method, url, *args, **kwargs)
 
     def get_redirect_target(self, resp: requests.Response) -> str | None:

@@ -87,6 +87,10 @@ class HttpSource:
         url = urljoin(self.url, path)
         try:
             return self.session.get(url, **kwargs)
+        except requests.exceptions.SSLError as e:
+            raise SourceError(f"TLS with {url} failed ({_short(e)}); if the source uses a "
+                              "private CA, set source.ca_bundle to its certificate file"
+                              ) from None
         except (requests.ConnectionError, requests.Timeout) as e:
             raise SourceUnreachable(f"cannot reach {url}: {_short(e)}") from None
         except requests.RequestException as e:
@@ -212,8 +216,9 @@ class FileSource:
 def _short(e: Exception) -> str:
     """The innermost reason of a requests error, without the urllib3 noise."""
     text = str(e)
-    for marker in ("Connection refused", "timed out", "Name or service not known",
-                   "Temporary failure in name resolution", "Network is unreachable",
+    for marker in ("CERTIFICATE_VERIFY_FAILED", "Connection refused", "timed out",
+                   "Name or service not known", "Temporary failure in name resolution",
+                   "Network is unreachable",
                    "No route to host", "Connection reset", "Remote end closed"):
         if marker in text:
             return marker.lower()

@@ -170,6 +170,7 @@ def test_hash_mismatch_keeps_old_manifest_and_retries(env: Env) -> None:
     (env.pub.root / "media" / h).write_bytes(png(3)[: len(png(2))].ljust(len(png(2)), b"\0"))
     r = env.sync()
     assert r.state == SyncState.INCOMPLETE and "hash mismatch" in r.reason
+    assert "hash mismatch" in store.recent_refusals(env.conn, 1)[0]["reason"]
     assert store.active_version(env.conn) == 1 and store.pending_version(env.conn) == 2
     assert not store.partial_dir(env.config.cache_dir).joinpath(h).exists()
     (env.pub.root / "media" / h).write_bytes(png(2))  # the publisher fixes the file
