@@ -42,6 +42,7 @@ class Cursor:
 
     last_playlist: Mapping[str, str] = field(default_factory=dict)
     last_item: Mapping[str, str] = field(default_factory=dict)
+    order: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # per class, ids
 
 
 @dataclass(frozen=True)
@@ -192,17 +193,21 @@ def decide(
         first = (ids.index(last) + 1) % len(group)
     else:
         # The playlist that played last is gone or inactive: continue after its place
-        # in the full stable order, so a vanishing playlist does not reset the turn.
-        order = [pl.id for pl in playlists]
-        pos = order.index(last) if last in order else -1
-        later = [i for i, pl in enumerate(group) if order.index(pl.id) > pos]
+        # in the order of the previous decision, so a vanishing playlist does not give
+        # the turn back to the first one.
+        old = list(cursor.order.get(cls, ()))
+        pos = old.index(last) if last in old else -1
+        later = [i for i, pl in enumerate(group) if pl.id in old and old.index(pl.id) > pos]
         first = later[0] if later else 0
+    order = {**cursor.order, cls: tuple(pl.id for pl in playlists if _class_of(pl) == cls)}
     for k in range(len(group)):
         pl = group[(first + k) % len(group)]
         it = _next_in_playlist(pl, cursor.last_item.get(pl.id), now, available)
         if it is not None:
+            known = {p.id for p in playlists}
+            last_items = {k: v for k, v in cursor.last_item.items() if k in known}
             new_cursor = Cursor(
-                {**cursor.last_playlist, cls: pl.id}, {**cursor.last_item, pl.id: it.id}
+                {**cursor.last_playlist, cls: pl.id}, {**last_items, pl.id: it.id}, order
             )
             return Decision(Choice(pl, it, cls, item_duration(it)), new_cursor, change)
     return Decision(None, cursor, change)  # unreachable: every group member has an item

@@ -68,7 +68,7 @@ class PlayerWindow(Canvas):
         self._next_change: datetime | None = None
         self._dpms = False
         self._minute = ""
-        self._wall_mono = (time.time(), time.monotonic())
+        self._wall_mono = (self._now().timestamp(), time.monotonic())
         self._clock_jumps = 0
         self._started_at = wall_iso()
         self._emergency_since: str | None = None
@@ -158,7 +158,7 @@ class PlayerWindow(Canvas):
 
     def _check_clock(self) -> bool:
         """True when the wall clock jumped (NTP step, RTC reset, operator)."""
-        wall, mono = time.time(), time.monotonic()
+        wall, mono = self._now().timestamp(), time.monotonic()
         w0, m0 = self._wall_mono
         self._wall_mono = (wall, mono)
         drift = (wall - w0) - (mono - m0)
