@@ -21,6 +21,7 @@ COMMANDS = [
     "sync",
     "play",
     "status",
+    "report",
     "demo",
 ]
 
