@@ -36,7 +36,7 @@ COLUMNS = ("playlist_id", "playlist_title", "item_id", "plays", "seconds", "hour
            "not_played")
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "report",
         help="plays and seconds shown per playlist and item over a period (CSV or JSON), "
