@@ -227,7 +227,7 @@ class StaticApp:
                 resp = send_file(str(path), environ, conditional=True, etag=True,
                                  max_age=None)
                 resp.direct_passthrough = False
-        body = resp.get_data() if not resp.is_streamed else b"".join(resp.response)
+        body = resp.get_data()
         self.log.add(Hit(req.method, req.path, resp.status_code, dict(req.headers), len(body)))
         resp.set_data(body)
         resp.headers.update(self.extra_headers)

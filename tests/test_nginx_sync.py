@@ -14,7 +14,15 @@ import requests
 from content_sync import store
 from content_sync.engine import Engine
 from tests.sync_helpers import (
-    BOARD, Publisher, big_bmp, free_port, make_keys, png, sha256, wait_until, write_config,
+    BOARD,
+    Publisher,
+    big_bmp,
+    free_port,
+    make_keys,
+    png,
+    sha256,
+    wait_until,
+    write_config,
 )
 
 NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)

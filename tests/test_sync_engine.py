@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -41,7 +42,7 @@ class Env:
     def sync(self) -> SyncResult:
         return Engine(self.config, self.conn).sync_once()
 
-    def reconfigure(self, **source: object) -> None:
+    def reconfigure(self, **source: Any) -> None:
         self.config = write_config(self.tmp, self.served.url, [self.pubkey], **source)
 
 
@@ -74,7 +75,8 @@ def test_first_sync_activates_verified_media(env: Env) -> None:
     assert r.ok and r.active_version == 1 and r.downloaded_files == 2
     assert store.active_version(env.conn) == 1
     assert active_media_complete(env.conn, env.config.cache_dir)
-    assert set(json.loads(store.active_manifest(env.conn).body)["media"]) == set(body["media"])
+    active = store.active_manifest(env.conn)
+    assert active and set(json.loads(active.body)["media"]) == set(body["media"])
     status = store.get_status(env.conn, "sync")
     assert status and status["state"] == "up_to_date" and status["last_success"]
 

@@ -16,7 +16,13 @@ import pytest
 
 from content_sync import store
 from tests.sync_helpers import (
-    Publisher, StaticApp, big_bmp, make_keys, serve_wsgi, sha256, write_config,
+    Publisher,
+    StaticApp,
+    big_bmp,
+    make_keys,
+    serve_wsgi,
+    sha256,
+    write_config,
 )
 
 ROOT = Path(__file__).resolve().parents[1]

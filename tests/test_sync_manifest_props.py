@@ -34,7 +34,7 @@ def manifests(draw: st.DrawFn) -> dict[str, Any]:
         "type": st.sampled_from(sorted(manifest.ALLOWED_TYPES))}), max_size=5))
     items: list[dict[str, Any]] = []
     for i, (h, info) in enumerate(media.items()):
-        items.append({"id": f"m{i}", "type": info["type"].split("/")[0], "media": h,
+        items.append({"id": f"m{i}", "type": str(info["type"]).split("/")[0], "media": h,
                       "duration": draw(st.floats(0.1, 3600))})
     items.append({"id": "t", "type": "text", "title": draw(ident), "body": draw(st.text())})
     return {
