@@ -47,7 +47,8 @@ th, td { border-bottom: 1px solid #ccc; padding: .3em .5em; text-align: left;
 {%- if b.pending_version %}<br><small>pending {{ b.pending_version }}</small>{% endif %}</td>
 <td>{{ b.outbox if b.outbox is not none else "—" }}</td>
 <td>{% if b.screenshot_at %}<a href="boards/{{ b.board }}/screenshot.jpg">
-<img class="thumb" src="boards/{{ b.board }}/screenshot.jpg" alt="screenshot of {{ b.board }}">
+<img class="thumb" src="boards/{{ b.board }}/screenshot.jpg" alt="screenshot of {{ b.board }}"
+ onload="this.dataset.loaded='1'" onerror="this.replaceWith('screenshot unavailable')">
 </a><br><small>{{ b.screenshot_at }}</small>{% else %}—{% endif %}</td>
 <td class="errors">{% for e in b.errors %}<div>{{ e }}</div>{% endfor %}</td>
 </tr>
