@@ -8,13 +8,17 @@ alerts, and hostile documents that must be refused while the rest goes on.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
+import tempfile
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from pydantic import ValidationError
 from test_cap_docs import (
     BILLION_LAUGHS,
@@ -360,6 +364,20 @@ def test_file_feed_with_relative_links(tmp_path: Path, conn: sqlite3.Connection)
     assert r.state == "error" and "does not exist" in r.error
 
 
+def test_file_feed_links_stay_in_its_folder(tmp_path: Path, conn: sqlite3.Connection) -> None:
+    (tmp_path / "secret.xml").write_bytes(alert(identifier="outside"))
+    folder = tmp_path / "usb"
+    folder.mkdir()
+    os.mkfifo(folder / "fifo.xml")
+    (folder / "feed.xml").write_bytes(atom([("a", "../secret.xml", None),
+                                            ("b", "/etc/passwd", None),
+                                            ("c", "fifo.xml", None)]))
+    r = poll_once(cfg((folder / "feed.xml").as_uri()), conn, now=NOW)
+    assert shown(conn) == []
+    assert ["outside the feed's folder" in p for p in r.problems] == [True, True, False]
+    assert "not a regular file" in r.problems[2]
+
+
 def test_turning_the_feed_off_clears_its_overlays(
     feed_server: FeedServer, conn: sqlite3.Connection
 ) -> None:
@@ -428,3 +446,32 @@ def test_a_flood_of_junk_entries_is_bounded(feed_server: FeedServer, conn: sqlit
     r = poll_once(cfg(feed_server.url("/feed.xml")), conn, now=NOW)
     assert r.entries == 1000 and "500 entries beyond the first 1000" in r.problems[0]
     assert len(store.recent_refusals(conn, limit=100)) == 21  # 20 and one "N more"
+
+
+def test_update_listed_before_its_original_in_the_same_feed(
+    feed_server: FeedServer, conn: sqlite3.Connection
+) -> None:
+    update = alert(identifier="B", sent="2026-11-24T09:00:00+07:00", msg_type="Update",
+                   references=(("A", SENT),), infos=(info(headline="CẬP NHẬT"),))
+    feed_server.docs["/feed.xml"] = atom([("b", None, update), ("a", None, alert(identifier="A"))])
+    poll_once(cfg(feed_server.url("/feed.xml")), conn, now=NOW)
+    assert titles(conn) == ["CẬP NHẬT"]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.one_of(
+    st.binary(max_size=3000),
+    st.builds(atom, st.lists(st.tuples(st.text(max_size=10), st.none() | st.text(max_size=20),
+                                       st.none() | st.builds(alert)), max_size=4)),
+))
+def test_poll_once_never_raises_on_whatever_the_feed_holds(data: bytes) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        feed = Path(tmp) / "feed.xml"
+        feed.write_bytes(data)
+        conn = store.connect(Path(tmp) / "eboard.db")
+        try:
+            r = poll_once(cfg(feed.as_uri()), conn, now=NOW)
+            assert r.state in ("ok", "error")
+            shown(conn)
+        finally:
+            conn.close()

@@ -8,6 +8,7 @@ else's server.
 
 from __future__ import annotations
 
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -61,7 +62,12 @@ def _read_file(url: str, max_bytes: int) -> bytes:
         raise FetchError(f"{url}: file URLs must be local (file:///path), not on {parts.netloc}")
     path = Path(unquote(parts.path))
     try:
-        size = path.stat().st_size
+        st = path.stat()
+        if stat.S_ISDIR(st.st_mode):
+            raise IsADirectoryError
+        if not stat.S_ISREG(st.st_mode):  # a FIFO or device could block or never end
+            raise FetchError(f"{path} is not a regular file; cap.feed_url must name a file")
+        size = st.st_size
         if size > max_bytes:
             raise FetchError(
                 f"{path} is {size // 1024} KB, above cap.max_document_kb ({max_bytes // 1024} KB)"
@@ -159,3 +165,10 @@ def fetch_feed(url: str, session: requests.Session, max_bytes: int, allow_insecu
         check_insecure(url, allow_insecure_http)
         return _read_http(url, session, max_bytes, since)
     return fetch(url, session, max_bytes, allow_insecure_http), Validators()
+
+
+def inside_folder_of(feed_url: str, url: str) -> bool:
+    """A file:// alert named by a file:// feed must sit in the feed's folder (or below)."""
+    base = Path(unquote(urlsplit(feed_url).path)).parent.resolve()
+    target = Path(unquote(urlsplit(url).path)).resolve()
+    return target.is_relative_to(base)

@@ -26,6 +26,7 @@ from content_sync.cap.fetch import (
     Validators,
     fetch,
     fetch_feed,
+    inside_folder_of,
     make_session,
 )
 from content_sync.cap.model import Alert, CapError
@@ -117,6 +118,10 @@ class _Poll:
             if entry.alert is None:
                 self.problem(subject, f"links to {url[:200]} with another scheme than the "
                              "feed; not followed", refusal=False)
+            return entry.alert
+        if urlsplit(url).scheme == "file" and not inside_folder_of(self.feed, url):
+            self.problem(subject, f"links to {url[:200]}, outside the feed's folder; "
+                         "not followed", refusal=True)
             return entry.alert
         if self.fetches >= self.cap.max_fetches_per_poll:
             self.deferred += 1
