@@ -23,6 +23,7 @@ COMMANDS = [
     "status",
     "report",
     "demo",
+    "doctor",
 ]
 
 
