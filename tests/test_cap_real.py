@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from test_cap_docs import FeedServer, feed_server
 
 from content_sync import store
 from content_sync.cap import parse_document, poll_once
@@ -30,6 +31,7 @@ from kiosk_config import Config
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "cap"
 OASIS = DATA / "oasis-amber-alert.cap.xml"
 NWS = DATA / "nws-atom-index-2018-08-15.xml"
+__all__ = ["feed_server"]  # the fixture, imported for its side effect
 CAP11 = "{urn:oasis:names:tc:emergency:cap:1.1}"
 ATOM = "{http://www.w3.org/2005/Atom}"
 
@@ -159,3 +161,13 @@ def test_nws_emergencies_match_the_documented_mapping(conn: sqlite3.Connection) 
     got = [pl for pl in shown(conn) if pl["priority"] == "emergency"]
     assert len(shown(conn)) == len(raw)
     assert len(got) == expected > 0
+
+
+def test_nws_index_over_http_uses_index_fields_for_unreachable_links(
+    feed_server: FeedServer, conn: sqlite3.Connection
+) -> None:
+    feed_server.docs["/us.php"] = NWS.read_bytes()
+    r = poll_once(cfg(feed_server.url("/us.php"), geocodes=["FIPS6=056041"]), conn, now=NWS_NOW)
+    assert r.state == "ok" and r.problems == [] and r.entries == 163
+    assert feed_server.hits == ["/us.php"]  # the https links were not followed from http
+    assert [pl["title"] for pl in shown(conn)] == ["Red Flag Warning"]
