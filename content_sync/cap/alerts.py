@@ -97,14 +97,15 @@ def apply(conn: sqlite3.Connection, feed: str, alert: Alert, origin: str,
     key, at = alert.key, _iso(now)
     with transaction(conn):
         row = conn.execute(
-            "SELECT state, body FROM cap_alerts WHERE key=?", (key,)
+            "SELECT state, body, feed, origin FROM cap_alerts WHERE key=?", (key,)
         ).fetchone()
         if row is not None and row["body"] is not None:
             # the same message seen again, maybe under another entry or another feed URL
-            conn.execute(
-                "UPDATE cap_alerts SET feed=?, origin=CASE WHEN ?<>'' THEN ? ELSE origin END"
-                " WHERE key=?", (feed, origin, origin, key),
-            )
+            if row["feed"] != feed or (origin and row["origin"] != origin):
+                conn.execute(
+                    "UPDATE cap_alerts SET feed=?, origin=? WHERE key=?",
+                    (feed, origin or row["origin"], key),
+                )
             return False
         if alert.status in ("Draft", "System"):
             state, reason = "ignored", f"status {alert.status} is never shown"
