@@ -23,8 +23,9 @@
 #                   systemctl/sysusers/tmpfiles work offline on DIR
 #   --no-apt        do not install Debian packages
 #   --no-start      enable the units but do not (re)start them
-#   --wheel FILE    install this wheel instead of building /opt/eboard/src
-#   --no-deps       pip --no-deps --no-index (offline; the dependencies must be there)
+#   --wheel FILE    install this wheel instead of /opt/eboard/src (editable, the default);
+#                   the bundled fonts in assets/ are then not found (fonts-noto-core is used)
+#   --no-deps       pip --no-deps: do not install the Python dependencies
 #   --uninstall [--purge]
 set -euo pipefail
 umask 022
@@ -163,17 +164,13 @@ install_venv() {
         return 0
     fi
     local args=(--quiet --disable-pip-version-check --no-cache-dir)
-    [ "$NODEPS" = 1 ] && args+=(--no-deps --no-index)
+    [ "$NODEPS" = 1 ] && args+=(--no-deps)
     say "installing eboard into $OPT/venv"
     if [ -n "$WHEEL" ]; then
         "$venv/bin/python" -m pip install "${args[@]}" --force-reinstall "$WHEEL"
     else
-        # Build from a scratch copy so that no build/ or egg-info lands in /opt/eboard/src.
-        local tmp
-        tmp="$(mktemp -d)"
-        cp -a "$R$OPT/src/." "$tmp/"
-        "$venv/bin/python" -m pip install "${args[@]}" --force-reinstall "$tmp"
-        rm -rf "$tmp"
+        # Editable from /opt/eboard/src, so that the code finds assets/ (fonts) beside it.
+        "$venv/bin/python" -m pip install "${args[@]}" --editable "$R$OPT/src"
     fi
     echo "$want" > "$stamp"
     CHANGED=1
