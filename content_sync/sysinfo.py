@@ -1,8 +1,13 @@
 """What the box can say about itself: uptime, memory, temperature, load, disk, network, modem.
 
 Every reader returns None (or leaves a field None) when the value cannot be read on
-this machine — a field is never guessed. Linux only: /proc, /sys, and ModemManager's
-``mmcli`` where it is installed.
+this machine — a field is never guessed. Linux only: /proc, /sys, the sysinfo(2)
+system call, ModemManager's ``mmcli`` and ``timedatectl`` where they are installed.
+
+The sync daemon runs hardened (systemd ``ProcSubset=pid`` hides /proc/uptime,
+/proc/meminfo and /proc/net; ``SystemCallFilter=@system-service`` kills a process
+that calls adjtimex), so every reader has a fallback that works there: clocks and
+sysinfo(2) instead of /proc, timesyncd's flag file or timedated instead of adjtimex.
 """
 
 from __future__ import annotations
@@ -13,6 +18,8 @@ import shutil
 import socket
 import subprocess
 import time
+from ctypes import CDLL, Structure, byref, c_char, c_long, c_uint, c_ulong, c_ushort
+from ctypes.util import find_library
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,6 +28,27 @@ PROC = Path("/proc")
 SYS_THERMAL = Path("/sys/class/thermal")
 SYS_NET = Path("/sys/class/net")
 MMCLI_TIMEOUT_S = 5.0
+TIMESYNC_FLAG = Path("/run/systemd/timesync/synchronized")
+
+
+class _SysInfo(Structure):
+    """struct sysinfo of sysinfo(2)."""
+
+    _fields_ = [("uptime", c_long), ("loads", c_ulong * 3), ("totalram", c_ulong),
+                ("freeram", c_ulong), ("sharedram", c_ulong), ("bufferram", c_ulong),
+                ("totalswap", c_ulong), ("freeswap", c_ulong), ("procs", c_ushort),
+                ("pad", c_ushort), ("totalhigh", c_ulong), ("freehigh", c_ulong),
+                ("mem_unit", c_uint), ("_f", c_char * 64)]
+
+
+def _sysinfo() -> _SysInfo | None:
+    try:
+        libc = CDLL(find_library("c") or "libc.so.6", use_errno=True)
+        info = _SysInfo()
+        rc: int = libc.sysinfo(byref(info))
+    except (OSError, AttributeError):
+        return None
+    return info if rc == 0 else None
 
 
 def _read(path: Path) -> str | None:
@@ -33,28 +61,37 @@ def _read(path: Path) -> str | None:
 def uptime_s() -> float | None:
     text = _read(PROC / "uptime")
     try:
-        return float(text.split()[0]) if text else None
+        if text:
+            return float(text.split()[0])
     except (ValueError, IndexError):
+        pass
+    try:
+        return round(time.clock_gettime(time.CLOCK_BOOTTIME), 2)
+    except (AttributeError, OSError):
         return None
 
 
 def boot_time() -> str | None:
-    """Boot time (UTC ISO 8601) from /proc/stat's btime."""
-    text = _read(PROC / "stat")
-    if not text:
-        return None
+    """Boot time (UTC ISO 8601): /proc/stat's btime, else now minus CLOCK_BOOTTIME."""
+    text = _read(PROC / "stat") or ""
     for line in text.splitlines():
         if line.startswith("btime "):
             try:
                 return datetime.fromtimestamp(int(line.split()[1]), UTC).isoformat()
             except (ValueError, IndexError, OverflowError):
                 return None
-    return None
+    up = uptime_s()
+    return None if up is None else datetime.fromtimestamp(int(time.time() - up), UTC).isoformat()
 
 
 def memory() -> dict[str, int | None]:
-    """Total and available memory in MB from /proc/meminfo."""
-    out: dict[str, int | None] = {"total_mb": None, "available_mb": None}
+    """Total, free and available memory in MB (available only where /proc/meminfo is read)."""
+    out: dict[str, int | None] = {"total_mb": None, "free_mb": None, "available_mb": None}
+    info = _sysinfo()
+    if info is not None:
+        unit = info.mem_unit or 1
+        out["total_mb"] = info.totalram * unit // 1048576
+        out["free_mb"] = (info.freeram + info.bufferram) * unit // 1048576
     text = _read(PROC / "meminfo")
     if not text:
         return out
@@ -93,7 +130,9 @@ def load_average() -> list[float] | None:
     try:
         return [round(x, 2) for x in os.getloadavg()]
     except OSError:
-        return None
+        pass
+    info = _sysinfo()
+    return None if info is None else [round(x / 65536, 2) for x in info.loads]
 
 
 def disk(path: Path) -> dict[str, int | None]:
@@ -124,9 +163,24 @@ def default_interface() -> str | None:
     return None if best is None else best[1]
 
 
+def interfaces_up() -> list[str]:
+    """Interfaces whose operstate is up (not loopback), from /sys/class/net."""
+    try:
+        names = sorted(p.name for p in SYS_NET.iterdir())
+    except OSError:
+        return []
+    return [n for n in names if n != "lo" and _read(SYS_NET / n / "operstate") == "up"]
+
+
 def network() -> dict[str, Any]:
-    """Default-route interface, its kind (wwan, wifi, ethernet) and its carrier state."""
+    """Default-route interface, its kind (mobile, wifi, ethernet) and its carrier state.
+
+    Where the routing table is hidden, the one interface that is up, if there is one.
+    """
     iface = default_interface()
+    if iface is None:
+        up = interfaces_up()
+        iface = up[0] if len(up) == 1 else None
     out: dict[str, Any] = {"interface": iface, "kind": None, "operstate": None,
                            "hostname": socket.gethostname()}
     if iface is None:
@@ -199,22 +253,24 @@ def modem() -> dict[str, Any] | None:
 
 
 def clock_synchronised() -> bool | None:
-    """Whether the kernel considers the clock NTP-synchronised (adjtimex), else None."""
+    """Whether NTP has synchronised the clock: timesyncd's flag, else timedated; or None.
+
+    Never adjtimex(2) here: the hardened sync unit kills a process that calls it.
+    """
+    if TIMESYNC_FLAG.exists():
+        return True
+    exe = shutil.which("timedatectl")
+    if exe is None:
+        return None
     try:
-        import ctypes
-        import ctypes.util
-
-        class Timex(ctypes.Structure):
-            _fields_ = [("modes", ctypes.c_uint), ("_pad", ctypes.c_byte * 508)]
-
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        tx = Timex()
-        state = libc.adjtimex(ctypes.byref(tx))
-    except (OSError, AttributeError):
+        proc = subprocess.run([exe, "show", "-p", "NTPSynchronized", "--value"],
+                              capture_output=True, text=True, timeout=5, check=False)
+    except (OSError, subprocess.TimeoutExpired):
         return None
-    if state < 0:
+    value = proc.stdout.strip()
+    if proc.returncode != 0 or value not in ("yes", "no"):
         return None
-    return state != 5  # TIME_ERROR: the clock is not synchronised
+    return value == "yes"
 
 
 def local_time(tz: Any) -> dict[str, Any]:

@@ -129,3 +129,16 @@ def test_eboard_status_text_and_json(tmp_path: Path) -> None:
     data = json.loads(r.stdout)
     assert set(data) >= REQUIRED - {"command_results"}
     assert data["outbox"]["records"] == 3
+
+
+def test_machine_facts_without_proc_as_under_the_hardened_unit(
+        tmp_path: Path, monkeypatch: Any) -> None:
+    """systemd ProcSubset=pid hides /proc/uptime, /proc/meminfo and /proc/net: the facts
+    come from clocks and sysinfo(2) instead; what only /proc knows is null."""
+    monkeypatch.setattr(sysinfo, "PROC", tmp_path / "no-proc")
+    assert sysinfo.uptime_s() is not None and sysinfo.uptime_s() > 0  # type: ignore[operator]
+    assert sysinfo.boot_time() is not None
+    mem = sysinfo.memory()
+    assert mem["total_mb"] and mem["free_mb"] and mem["available_mb"] is None
+    assert sysinfo.default_interface() is None
+    assert sysinfo.network()["interface"] in [*sysinfo.interfaces_up(), None]
