@@ -65,19 +65,23 @@ def run(config: Config, duration: float | None = None, screenshot_dir: Path | No
     shots = (_Screenshots(window, screenshot_dir, screenshot_interval)
              if screenshot_dir is not None else None)
 
+    def _finish() -> None:
+        if shots is not None:  # the last picture, while the window is still up
+            shots.timer.stop()
+            shots.take()
+            log.info("%d screenshot(s) in %s", shots.count, screenshot_dir)
+        app.quit()
+
     def _stop(signum: int, _frame: object) -> None:
         log.info("signal %d: stopping", signum)
-        app.quit()
+        QTimer.singleShot(0, _finish)
 
     old = {s: signal.signal(s, _stop) for s in (signal.SIGTERM, signal.SIGINT)}
     if duration is not None and duration > 0:
-        QTimer.singleShot(int(duration * 1000), app.quit)
+        QTimer.singleShot(int(duration * 1000), _finish)
     try:
         rc = app.exec()
     finally:
-        if shots is not None:
-            shots.take()
-            log.info("%d screenshot(s) in %s", shots.count, screenshot_dir)
         window.shutdown()
         window.close()
         for s, h in old.items():

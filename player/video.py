@@ -55,11 +55,13 @@ def available() -> bool:
     return vlc is not None
 
 
-def _vlc_instance() -> Any:
+def _vlc_instance(audio: bool = True) -> Any:
     global _instance
     if _instance is None:
         args = ["--quiet", "--no-video-title-show", "--no-osd", "--no-snapshot-preview",
                 "--avcodec-hw=any", "--no-xlib", "--no-stats"]
+        if not audio:  # display.volume = 0: do not even open the sound card
+            args.append("--no-audio")
         _instance = vlc.Instance(args)
         if _instance is None:
             raise RuntimeError("libVLC could not start (are the VLC plugins installed?)")
@@ -94,7 +96,7 @@ class _Clip(QObject):
         self.frames = 0
         self.started = time.monotonic()
         self.last_frame = 0.0
-        inst = _vlc_instance()
+        inst = _vlc_instance(audio=volume > 0)
         self._mp = inst.media_player_new()
         media = inst.media_new_path(str(path))
         if loop:

@@ -108,3 +108,51 @@ def iso(dt: datetime) -> str:
 def window_around(now: datetime, before: float = 3600, after: float = 3600) -> dict[str, str]:
     return {"start": iso(now - timedelta(seconds=before)),
             "end": iso(now + timedelta(seconds=after))}
+
+
+def make_clip(path: Path, colour: str = "green", seconds: float = 1.0,
+              size: str = "160x120", rate: int = 25) -> Path:
+    """A real H.264 clip of one colour, made by ffmpeg."""
+    import subprocess
+
+    subprocess.run(
+        ["ffmpeg", "-loglevel", "error", "-y", "-f", "lavfi",
+         "-i", f"color=c={colour}:size={size}:rate={rate}:duration={seconds}",
+         "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", str(path)],
+        check=True, timeout=60)
+    return path
+
+
+class Xvfb:
+    """A private X server; ``display`` is ':N'. Use as a context manager."""
+
+    def __init__(self, size: str = "640x360x24") -> None:
+        self.size = size
+        self.display = ""
+        self.proc: Any = None
+
+    def __enter__(self) -> Xvfb:
+        import os
+        import shutil
+        import subprocess
+
+        exe = shutil.which("Xvfb")
+        if exe is None:
+            raise RuntimeError("Xvfb is not installed (make setup installs it)")
+        r, w = os.pipe()
+        self.proc = subprocess.Popen(
+            [exe, "-displayfd", str(w), "-screen", "0", self.size, "-nolisten", "tcp", "-br",
+             "-noreset"], pass_fds=(w,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        os.close(w)
+        with os.fdopen(r) as f:
+            number = f.readline().strip()
+        if not number:
+            self.proc.kill()
+            raise RuntimeError("Xvfb did not start")
+        self.display = f":{number}"
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(10)
