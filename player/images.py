@@ -8,9 +8,11 @@ nearest-neighbour, which keeps pixel art and small LED boards crisp.
 from __future__ import annotations
 
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from PIL import Image, ImageOps
+from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QImage
 
 Key = tuple[str, int, int, str, bool]
@@ -70,12 +72,58 @@ class ImageCache:
             self._items.move_to_end(key)
             return img
         img = load_scaled(path, width, height, fit, smooth)
+        self.put(key, img)
+        return img
+
+    def put(self, key: Key, img: QImage) -> None:
+        if key in self._items:
+            return
         self._items[key] = img
         self._bytes += img.sizeInBytes()
         while self._bytes > self.max_bytes and len(self._items) > 1:
             _, old = self._items.popitem(last=False)
             self._bytes -= old.sizeInBytes()
-        return img
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._items
 
     def __len__(self) -> int:
         return len(self._items)
+
+
+class Prefetcher(QObject):
+    """Decodes and scales the next image on a worker thread, so a large JPEG never
+    stalls the ticker; the finished QImage enters the cache in the GUI thread."""
+
+    done = Signal(object, object)  # key, QImage (or None when it failed)
+
+    def __init__(self, cache: ImageCache, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.cache = cache
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="image-prefetch")
+        self._pending: set[Key] = set()
+        self.done.connect(self._store)
+
+    def prefetch(self, path: Path, sha: str, width: int, height: int, fit: str,
+                 smooth: bool) -> None:
+        key: Key = (sha, width, height, fit, smooth)
+        if key in self.cache or key in self._pending:
+            return
+        self._pending.add(key)
+
+        def work() -> None:  # worker thread: no widgets, only a QImage
+            try:
+                img: QImage | None = load_scaled(path, width, height, fit, smooth)
+            except ImageError:
+                img = None  # the switch will meet the error itself and record it
+            self.done.emit(key, img)
+
+        self._pool.submit(work)
+
+    def _store(self, key: Key, img: QImage | None) -> None:
+        self._pending.discard(key)
+        if img is not None:
+            self.cache.put(key, img)
+
+    def shutdown(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)

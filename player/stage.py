@@ -16,7 +16,7 @@ from PySide6.QtGui import QImage
 from content_sync import store
 from kiosk_config import Config
 from player import look, slides
-from player.images import ImageCache, ImageError
+from player.images import ImageCache, ImageError, Prefetcher
 from player.schedule import Choice
 
 
@@ -30,6 +30,7 @@ class Stage:
     def __init__(self, config: Config, max_slides: int = 12) -> None:
         self.config = config
         self.images = ImageCache()
+        self.prefetcher = Prefetcher(self.images)
         self._slides: OrderedDict[Any, QImage] = OrderedDict()
         self._max = max_slides
 
@@ -66,6 +67,15 @@ class Stage:
         while len(self._slides) > self._max:
             self._slides.popitem(last=False)
         return img
+
+    def prefetch(self, choice: Choice, zones: look.Zones) -> None:
+        """Get the picture of a likely next item ready before its switch."""
+        item = choice.item
+        if item.type == "image" and item.media:
+            _, _, w, h = zones.main
+            d = self.config.display
+            self.prefetcher.prefetch(self.media_path(item.media), item.media, w, h,
+                                     d.image_fit, d.smooth_scaling)
 
     def idle(self, name: str, now: datetime, zones: look.Zones) -> QImage:
         _, _, w, h = zones.main

@@ -141,6 +141,7 @@ class PlayerWindow(Canvas):
         self._end_timer.stop()
         self._frame.stop()
         self._video.stop()
+        self._stage.prefetcher.shutdown()
         self._finish("played", "player stopped")
         data = self.status()
         data["state"] = "stopped"
@@ -307,6 +308,20 @@ class PlayerWindow(Canvas):
                  choice.priority, "clip length" if duration is None else f"{duration:g} s")
         self.item_started.emit(choice.playlist.id, choice.item.id)
         self._status_due = 0.0
+        if duration is not None:
+            QTimer.singleShot(0, lambda: self._prefetch_after(duration))
+
+    def _prefetch_after(self, duration: float) -> None:
+        """Ask the scheduler what comes after this item and get its picture ready."""
+        if self._current is None or self._closed:
+            return
+        when = self._now() + timedelta(seconds=duration)
+        d = decide(self._content.playlists, when, self._cursor, self.config.tz,
+                   self._available())
+        if d.choice is not None:
+            mode = mode_of(d.choice)
+            self._stage.prefetch(d.choice, self.zones_for(mode, self._ticker_text(
+                mode, d.choice, when)))
 
     def _skip(self, choice: Choice, reason: str) -> bool:
         log.warning("skipped %s/%s: %s", choice.playlist.id, choice.item.id, reason)

@@ -193,3 +193,16 @@ def test_play_command_help_and_bad_config(tmp_path: Path) -> None:
     assert res.returncode == 2
     assert "display.geometry" in res.stderr
     assert "PySide6" not in res.stderr
+
+
+def test_the_next_image_is_ready_before_the_switch(qtbot: QtBot, board: Board) -> None:
+    big = board.add_media(png((10, 10, 200), (1600, 1200)))
+    board.publish([playlist("p", [
+        {"id": "t", "type": "text", "title": "Trước", "duration": 3600},
+        {"id": "i", "type": "image", "media": big, "duration": 5},
+    ])])
+    w = open_window(qtbot, board)
+    wait_item(qtbot, w, "t")
+    # Decoded and scaled on the worker thread while the text is still on screen.
+    qtbot.waitUntil(lambda: len(w._stage.images) == 1, timeout=5000)
+    assert w.current is not None and w.current.item.id == "t"
