@@ -10,6 +10,7 @@
 #   /opt/eboard/docs/         INSTALL.md
 #   /etc/systemd/system/      eboard-sync, eboard-player, eboard-x11 units, nightly restart timer
 #   /etc/sysusers.d/eboard.conf, /etc/tmpfiles.d/eboard.conf   the eboard user, the directories
+#   /etc/polkit-1/rules.d/50-eboard.rules   lets user eboard reboot (remote command, if allowed)
 #   /etc/eboard/              eboard.toml (created once, never overwritten), eboard.example.toml,
 #                             conf.d/, keys/ — root:eboard 0750
 #   /var/lib/eboard/          content and state — eboard:eboard 0750
@@ -73,7 +74,7 @@ xserver-xorg-core xserver-xorg-video-all xserver-xorg-input-libinput \
 libvlc5 vlc-plugin-base vlc-plugin-video-output ffmpeg fonts-noto-core fontconfig \
 libxcb-cursor0 libxkbcommon-x11-0 libxcb-icccm4 libxcb-image0 libxcb-keysyms1 libxcb-randr0 \
 libxcb-render-util0 libxcb-shape0 libxcb-xinerama0 libxcb-xkb1 libegl1 libgl1 libfontconfig1 \
-libdbus-1-3"
+libdbus-1-3 polkitd"
 
 say() { echo "install-kiosk: $*"; }
 die() { echo "install-kiosk: $*" >&2; exit 1; }
@@ -190,6 +191,7 @@ install_system() {
     for u in $UNITS; do
         put "$HERE/systemd/$u" "/etc/systemd/system/$u" 0644 root:root
     done
+    put "$HERE/systemd/eboard-polkit.rules" /etc/polkit-1/rules.d/50-eboard.rules 0644 root:root
     put "$HERE/kiosk_config/eboard.example.toml" /etc/eboard/eboard.example.toml 0644 root:root
     if [ ! -e "$R/etc/eboard/eboard.toml" ]; then
         say "creating /etc/eboard/eboard.toml from the example: edit board.id, source.url, source.trusted_keys"
@@ -314,6 +316,7 @@ do_uninstall() {
     systemd_running && systemctl daemon-reload
     rm -rf "${R:?}$OPT"
     rm -f "$R/etc/tmpfiles.d/eboard.conf" "$R/etc/sysusers.d/eboard.conf" \
+        "$R/etc/polkit-1/rules.d/50-eboard.rules" \
         "$R/etc/eboard/eboard.example.toml"
     if [ "$PURGE" = 1 ]; then
         say "purging config /etc/eboard, content /var/lib/eboard and the eboard user"

@@ -134,6 +134,7 @@ def test_what_lands_where(installed: tuple[Path, list[str]]) -> None:
     assert not (root / "etc/systemd/system/timers.target.wants/eboard-restart.timer").exists()
     check(root / "etc/sysusers.d/eboard.conf", 0o644, 0, 0)
     check(root / "etc/tmpfiles.d/eboard.conf", 0o644, 0, 0)
+    check(root / "etc/polkit-1/rules.d/50-eboard.rules", 0o644, 0, 0)
 
     # The program: root-owned, not writable by the eboard user.
     check(root / OPT, 0o755, 0, 0)
@@ -219,6 +220,7 @@ def test_uninstall_keeps_content_and_config_then_purge(
         assert not (root / "etc/systemd/system" / name).exists()
     assert not list((root / "etc/systemd/system").rglob("eboard*")), "enable links left behind"
     assert not (root / "etc/tmpfiles.d/eboard.conf").exists()
+    assert not (root / "etc/polkit-1/rules.d/50-eboard.rules").exists()
     assert not (root / "etc/eboard/eboard.example.toml").exists()
     # Kept: config, token, content, and the user that owns the content.
     assert (root / "etc/eboard/eboard.toml").read_text().startswith("[board]")
