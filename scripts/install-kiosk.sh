@@ -8,6 +8,7 @@
 #   /opt/eboard/venv/         its own Python virtual environment (eboard command)
 #   /opt/eboard/libexec/      helper scripts the units run
 #   /opt/eboard/docs/         INSTALL.md
+#   /usr/local/bin/eboard     a link to /opt/eboard/venv/bin/eboard
 #   /etc/systemd/system/      eboard-sync, eboard-player, eboard-x11 units, nightly restart timer
 #   /etc/sysusers.d/eboard.conf, /etc/tmpfiles.d/eboard.conf   the eboard user, the directories
 #   /etc/polkit-1/rules.d/50-eboard.rules   lets user eboard reboot (remote command, if allowed)
@@ -177,6 +178,19 @@ install_venv() {
     CHANGED=1
 }
 
+# /usr/local/bin/eboard, so that a technician can type 'sudo eboard doctor'.
+link_command() {
+    local link="$R/usr/local/bin/eboard"
+    if [ "$(readlink "$link" 2>/dev/null)" != "$OPT/venv/bin/eboard" ]; then
+        if [ -e "$link" ] && [ ! -L "$link" ]; then
+            say "WARNING: $link exists and is not ours; leaving it"
+            return 0
+        fi
+        mkdir -p "$(dirname "$link")"
+        ln -sfn "$OPT/venv/bin/eboard" "$link"
+    fi
+}
+
 install_system() {
     local u
     put "$HERE/systemd/eboard.sysusers" /etc/sysusers.d/eboard.conf 0644 root:root
@@ -297,9 +311,10 @@ do_install() {
     install_source
     install_system
     install_venv
+    link_command
     enable_units
     say "done. Next: edit /etc/eboard/eboard.toml, put the token in /etc/eboard/token"
-    say "(chown eboard:eboard, chmod 600), then run: sudo /opt/eboard/venv/bin/eboard doctor"
+    say "(chown eboard:eboard, chmod 600), then run: sudo eboard doctor"
 }
 
 do_uninstall() {
@@ -315,6 +330,9 @@ do_uninstall() {
     rm -rf "$R/etc/systemd/system/eboard-restart.timer.d"
     systemd_running && systemctl daemon-reload
     rm -rf "${R:?}$OPT"
+    if [ "$(readlink "$R/usr/local/bin/eboard" 2>/dev/null)" = "$OPT/venv/bin/eboard" ]; then
+        rm -f "$R/usr/local/bin/eboard"
+    fi
     rm -f "$R/etc/tmpfiles.d/eboard.conf" "$R/etc/sysusers.d/eboard.conf" \
         "$R/etc/polkit-1/rules.d/50-eboard.rules" \
         "$R/etc/eboard/eboard.example.toml"

@@ -143,6 +143,7 @@ def test_what_lands_where(installed: tuple[Path, list[str]]) -> None:
     check(root / OPT / "docs/INSTALL.md", 0o644, 0, 0)
     check(root / OPT / "src/eboard/cli.py", 0o644, 0, 0)
     check(root / OPT / "src/content_sync/sdnotify.py", 0o644, 0, 0)
+    assert os.readlink(root / "usr/local/bin/eboard") == "/opt/eboard/venv/bin/eboard"
     eboard = root / OPT / "venv/bin/eboard"
     assert eboard.is_file() and os.access(eboard, os.X_OK)
     # Installed editable from /opt/eboard/src, so that the player finds assets/fonts.
@@ -221,6 +222,7 @@ def test_uninstall_keeps_content_and_config_then_purge(
     assert not list((root / "etc/systemd/system").rglob("eboard*")), "enable links left behind"
     assert not (root / "etc/tmpfiles.d/eboard.conf").exists()
     assert not (root / "etc/polkit-1/rules.d/50-eboard.rules").exists()
+    assert not (root / "usr/local/bin/eboard").is_symlink()
     assert not (root / "etc/eboard/eboard.example.toml").exists()
     # Kept: config, token, content, and the user that owns the content.
     assert (root / "etc/eboard/eboard.toml").read_text().startswith("[board]")
