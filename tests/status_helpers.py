@@ -73,7 +73,15 @@ def reference_server(data: Path, port: int = 0,
     tokens = Tokens(operator=OPERATOR_TOKEN, boards={BOARD: BOARD_TOKEN})
     app = create_app(data, tokens, long_poll_max=5)
     wsgi = middleware(app) if middleware else app
-    srv = create_server(wsgi, host="127.0.0.1", port=port, threads=8)
+    deadline = time.monotonic() + 5
+    while True:  # a server just stopped on this port lets go of it when its poll returns
+        try:
+            srv = create_server(wsgi, host="127.0.0.1", port=port, threads=8)
+            break
+        except OSError:
+            if not port or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()
     stopped = False
