@@ -114,6 +114,9 @@ def test_player_gets_the_display_and_no_network() -> None:
     env = " ".join(u["Service"]["Environment"])
     assert "DISPLAY=:0" in env and "XAUTHORITY=/run/eboard-x11/Xauthority" in env
     assert any("eboard-wait-x" in x for x in u["Service"]["ExecStartPre"])
+    # GPU and sound: nothing may close the device list (ProtectClock= implies DeviceAllow=).
+    for key in ("PrivateDevices", "DeviceAllow", "DevicePolicy", "ProtectClock"):
+        assert key not in u["Service"], key
     # The player never speaks HTTP (DESIGN.md §1): the unit enforces it.
     assert "AF_INET" not in u["Service"]["RestrictAddressFamilies"][0]
     assert u["Service"]["ExecStart"] == ["/opt/eboard/venv/bin/eboard play"]
@@ -193,3 +196,52 @@ def test_wait_x_returns_once_the_display_answers(tmp_path: Path) -> None:
     finally:
         xvfb.terminate()
         xvfb.wait(timeout=10)
+
+
+def test_x_session_script_gives_the_player_a_cookie_protected_display(tmp_path: Path) -> None:
+    """eboard-x11 with Xvfb standing in for Xorg (no GPU here): the cookie it writes
+    lets a client in, and a client without it is refused."""
+    if shutil.which("Xvfb") is None or shutil.which("xdpyinfo") is None \
+            or shutil.which("xauth") is None:
+        pytest.skip("Xvfb, xdpyinfo or xauth is not installed")
+    fake_xorg = tmp_path / "Xorg"
+    fake_xorg.write_text(
+        "#!/bin/sh\n"
+        f"echo \"$@\" > {tmp_path}/args\n"
+        "display=$1; shift\n"
+        "keep=''\n"
+        "while [ $# -gt 0 ]; do\n"
+        "  case $1 in vt*|-novtswitch|-keeptty|-background) ;;\n"
+        "    none) ;;\n"
+        "    *) keep=\"$keep $1\" ;; esac\n"
+        "  shift\n"
+        "done\n"
+        "exec Xvfb $display $keep\n"
+    )
+    fake_xorg.chmod(0o755)
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    display = ":85"
+    env = dict(os.environ, EBOARD_XORG=str(fake_xorg), EBOARD_DISPLAY=display,
+               RUNTIME_DIRECTORY=str(run_dir))
+    proc = subprocess.Popen([str(LIBEXEC / "eboard-x11")], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        client = dict(os.environ, DISPLAY=display, XAUTHORITY=str(run_dir / "Xauthority"))
+        r = subprocess.run([str(LIBEXEC / "eboard-wait-x"), "20"], env=client,
+                           capture_output=True, text=True, timeout=30)
+        assert r.returncode == 0, r.stderr
+        cookie = run_dir / "Xauthority"
+        assert cookie.stat().st_mode & 0o777 == 0o640
+        args = (tmp_path / "args").read_text().split()
+        assert args[:2] == [display, "vt7"]
+        for flag in ("-nolisten", "-nocursor", "-novtswitch", "-auth"):
+            assert flag in args
+        assert args[args.index("-auth") + 1] == str(cookie)
+        stranger = dict(client, XAUTHORITY=str(tmp_path / "no-cookie"))
+        r = subprocess.run(["xdpyinfo", "-display", display], env=stranger,
+                           capture_output=True, text=True, timeout=30)
+        assert r.returncode != 0, "a client without the cookie got in"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
