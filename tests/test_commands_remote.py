@@ -129,6 +129,9 @@ def test_allowed_commands_report_results_in_the_next_heartbeat(tmp_path: Path, q
         assert marker.read_text() == "x"
         results = by_name(srv.url)
         assert all(r is not None and r["ok"] for r in results.values()), results
+        states = {c["state"] for c in requests.get(f"{srv.url}boards/{BOARD}/commands",
+                                                    headers=OP, timeout=5).json()}
+        assert states == {"answered"}
         assert "sync" in results["sync_now"]["detail"]  # type: ignore[index]
         assert "log level debug until" in results["log_level"]["detail"]  # type: ignore[index]
         assert "removed 1 files" in results["clear_cache"]["detail"]  # type: ignore[index]
@@ -195,3 +198,16 @@ def test_log_level_override_ends_by_itself(tmp_path: Path) -> None:
     finally:
         root.setLevel(before)
         conn.close()
+
+
+def test_server_keeps_expired_commands_from_the_board_and_says_so(tmp_path: Path) -> None:
+    from content_sync.server.db import ServerDB
+
+    db = ServerDB(tmp_path / "server.db")
+    past = (datetime.now(UTC) - timedelta(minutes=1)).isoformat(timespec="milliseconds")
+    db.add_command(BOARD, {"id": "old-1", "command": "reboot", "args": {},
+                           "created_at": past, "expires_at": past})
+    now = datetime.now(UTC).isoformat(timespec="milliseconds")
+    assert db.open_commands(BOARD, now) == []
+    (cmd,) = db.commands(BOARD)
+    assert cmd["state"] == "expired" and cmd["result"] is None

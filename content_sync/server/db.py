@@ -184,5 +184,17 @@ class ServerDB:
         rows = self.execute(
             "SELECT command, created_at, delivered_at, result FROM commands WHERE board=? "
             "ORDER BY created_at DESC LIMIT ?", (board, limit))
-        return [{**json.loads(r["command"]), "delivered_at": r["delivered_at"],
-                 "result": json.loads(r["result"]) if r["result"] else None} for r in rows]
+        now = now_iso()
+        out = []
+        for r in rows:
+            cmd = json.loads(r["command"])
+            result = json.loads(r["result"]) if r["result"] else None
+            if result is not None:
+                state = "answered"
+            elif str(cmd.get("expires_at") or "9999") <= now:
+                state = "expired" if r["delivered_at"] is None else "expired_unanswered"
+            else:
+                state = "delivered" if r["delivered_at"] else "queued"
+            out.append({**cmd, "state": state, "delivered_at": r["delivered_at"],
+                        "result": result})
+        return out
