@@ -13,13 +13,20 @@ from __future__ import annotations
 import json
 import sqlite3
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from content_sync import status_schema, store
 
 PLAYER_KINDS = ("screenshot", "screen_on", "screen_off", "restart_player")
+SCREENSHOT_NAME = "screenshot.jpg"
 PLAYER_TIMEOUT_S = 300
 FORCED_OFF_KEY = "screen.forced_off"
+
+
+def screenshot_path(cache_dir: Path) -> Path:
+    """Where the player writes the latest screenshot (temp file + rename)."""
+    return cache_dir / SCREENSHOT_NAME
 
 
 def add(conn: sqlite3.Connection, request_id: str, kind: str,

@@ -14,21 +14,17 @@ import sqlite3
 import time
 import uuid
 from dataclasses import dataclass
-from pathlib import Path
 
 import requests
 
 from content_sync import player_requests, status_schema, store
+from content_sync.player_requests import screenshot_path
 from kiosk_config import Config
 
+__all__ = ["request_if_due", "screenshot_job", "screenshot_path", "upload_if_new"]
 log = logging.getLogger(__name__)
-SCREENSHOT_NAME = "screenshot.jpg"
 UPLOADED_KEY = "screenshot.uploaded_mtime_ns"
 REQUESTED_KEY = "screenshot.last_auto_request"
-
-
-def screenshot_path(cache_dir: Path) -> Path:
-    return cache_dir / SCREENSHOT_NAME
 
 
 def screenshot_url(config: Config) -> str:

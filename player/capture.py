@@ -26,7 +26,7 @@ from PySide6.QtGui import QGuiApplication, QPixmap
 from PySide6.QtWidgets import QApplication, QWidget
 
 from content_sync import player_requests, status_schema
-from content_sync.screenshot_upload import screenshot_path
+from content_sync.player_requests import screenshot_path
 
 log = logging.getLogger(__name__)
 RESTART_EXIT_STATUS = 75
