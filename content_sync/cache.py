@@ -7,12 +7,14 @@ deleted before its file, so a power cut in between leaves an orphan file (remove
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import os
 import sqlite3
 from pathlib import Path
 
 from content_sync import store
-from content_sync.manifest import SHA256_RE
+from content_sync.manifest import SHA256_RE, MediaInfo
 
 log = logging.getLogger(__name__)
 
@@ -79,9 +81,41 @@ def clean_orphans(conn: sqlite3.Connection, cache_dir: Path) -> int:
     return removed
 
 
+def adopt(cache_dir: Path, need: dict[str, MediaInfo]) -> set[str]:
+    """Those of ``need`` already in media/ with the right size and hash (no row yet:
+    a crash between rename and record). A file that does not verify is deleted."""
+    found = set()
+    for sha, info in need.items():
+        p = store.media_path(cache_dir, sha)
+        try:
+            if p.stat().st_size == info.size:
+                with open(p, "rb") as f:
+                    if hashlib.file_digest(f, "sha256").hexdigest() == sha:
+                        found.add(sha)
+                        continue
+        except FileNotFoundError:
+            continue
+        p.unlink(missing_ok=True)
+    return found
+
+
+def record(conn: sqlite3.Connection, cache_dir: Path, media: dict[str, MediaInfo]) -> None:
+    """Make the fetched files durable (one sync), then record them in one transaction."""
+    if not media:
+        return
+    os.sync()
+    with store.transaction(conn):
+        for sha, info in media.items():
+            store.record_media(conn, sha, info.size, info.type)
+
+
 def missing_files(conn: sqlite3.Connection, cache_dir: Path, shas: set[str]) -> set[str]:
     """Those of ``shas`` recorded in the database whose file is gone; their rows are removed."""
-    gone = {s for s in shas if not store.media_path(cache_dir, s).is_file()}
+    try:
+        present = set(os.listdir(store.media_dir(cache_dir)))  # one directory read, not N stats
+    except FileNotFoundError:
+        present = set()
+    gone = shas - present
     for s in gone:
         store.forget_media(conn, s)
     return gone

@@ -182,6 +182,9 @@ class Engine:
         have = store.known_media(self.conn) & wanted
         have -= cache.missing_files(self.conn, self.cache_dir, have)
         need = {sha: m.media[sha] for sha in sorted(wanted - have)}
+        adopted = cache.adopt(self.cache_dir, need)
+        cache.record(self.conn, self.cache_dir, {s: need.pop(s) for s in adopted})
+        cache.clean_orphans(self.conn, self.cache_dir)
         cache.clean_partials(self.cache_dir, keep=set(need))
         outcome = None
         if need:
@@ -193,7 +196,8 @@ class Engine:
                     f"version {m.version} needs {sum(i.size for i in need.values()) / MB:.1f} MB "
                     f"more but cache.quota_mb = {self.config.cache.quota_mb} is full of content "
                     "still in use; raise cache.quota_mb", offered_version=m.version)
-            outcome = fetch_all(self.config, self.conn, self.source, need, reporter)
+            outcome = fetch_all(self.config, self.source, need, reporter)
+            cache.record(self.conn, self.cache_dir, {s: need[s] for s in outcome.done})
             if outcome.refused:
                 sha, reason = outcome.refused[0]
                 for s, r in outcome.refused:

@@ -1,22 +1,23 @@
 """Fetching the media a manifest needs: bounded parallelism, retries, content checks.
 
-Workers download and check; only the calling thread writes to the database, one
-row per verified file as it completes, so a power cut loses at most the file in
-flight (its partial is resumed next time).
+Workers download, verify and check; nothing here writes to the database. The
+engine syncs the file system once and records what was fetched in one transaction;
+a file that reached ``media/`` without its row (a crash in between) is re-verified
+by hash and adopted next time, so no byte is fetched twice.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
-import sqlite3
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from content_sync import download, media_check, store
+from content_sync import download, media_check
 from content_sync.manifest import MediaInfo
 from content_sync.source import Source, SourceError, SourceUnreachable
 from kiosk_config import Config
@@ -55,9 +56,9 @@ def backoff(attempt: int, base: float = BACKOFF_BASE_S, cap: float = BACKOFF_CAP
     return random.uniform(0, min(cap, base * 2 ** attempt))
 
 
-def fetch_all(config: Config, conn: sqlite3.Connection, source: Source,
-              need: dict[str, MediaInfo], reporter: Reporter | None = None) -> Outcome:
-    """Download, verify and check every media in ``need``; record each one that passes."""
+def fetch_all(config: Config, source: Source, need: dict[str, MediaInfo],
+              reporter: Reporter | None = None) -> Outcome:
+    """Download, verify and check every media in ``need`` into the cache's media/."""
     out = Outcome()
     stop = threading.Event()
     limiter = download.limiter_for(config.source.bandwidth_limit_kbps)
@@ -75,7 +76,10 @@ def fetch_all(config: Config, conn: sqlite3.Connection, source: Source,
             if stop.is_set():
                 return "skipped", "stopped"
             try:
-                path = source.fetch_media(config.cache_dir, sha, info.size, limiter, progress)
+                source.fetch_media(config.cache_dir, sha, info.size, limiter, progress,
+                                   functools.partial(media_check.check, mtype=info.type))
+            except media_check.ContentRefused as e:
+                return "refused", f"({info.type}) {e}"
             except download.DiskFull as e:
                 stop.set()
                 return "disk_full", str(e)
@@ -90,11 +94,6 @@ def fetch_all(config: Config, conn: sqlite3.Connection, source: Source,
                 continue
             except (SourceUnreachable, SourceError) as e:
                 return "offline", str(e)
-            try:
-                media_check.check(path, info.type)
-            except media_check.ContentRefused as e:
-                path.unlink(missing_ok=True)
-                return "refused", f"({info.type}) {e}"
             return "ok", ""
         return "error", "gave up"
 
@@ -107,8 +106,6 @@ def fetch_all(config: Config, conn: sqlite3.Connection, source: Source,
             sha = futures[fut]
             kind, message = fut.result()
             if kind == "ok":
-                info = need[sha]
-                store.record_media(conn, sha, info.size, info.type)
                 out.done.add(sha)
             elif kind == "refused":
                 out.refused.append((sha, message))

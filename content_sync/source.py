@@ -56,7 +56,8 @@ class Source(Protocol):
 
     def fetch_media(self, cache_dir: Path, sha: str, size: int,
                     limiter: download.RateLimiter | None,
-                    progress: download.Progress | None) -> Path: ...
+                    progress: download.Progress | None,
+                    check: download.Check | None = None) -> Path: ...
 
     def events(self, board: str, after: int, wait: float) -> tuple[int, list[Event]] | None: ...
 
@@ -121,10 +122,11 @@ class HttpSource:
 
     def fetch_media(self, cache_dir: Path, sha: str, size: int,
                     limiter: download.RateLimiter | None,
-                    progress: download.Progress | None) -> Path:
+                    progress: download.Progress | None,
+                    check: download.Check | None = None) -> Path:
         return download.download_http(self.session, urljoin(self.url, f"media/{sha}"),
                                       cache_dir, sha, size, limiter, progress,
-                                      stall_window=self.stall_window)
+                                      stall_window=self.stall_window, check=check)
 
     def events(self, board: str, after: int, wait: float) -> tuple[int, list[Event]] | None:
         """Long-poll for events; None when the source has no events channel (404/405)."""
@@ -198,10 +200,11 @@ class FileSource:
 
     def fetch_media(self, cache_dir: Path, sha: str, size: int,
                     limiter: download.RateLimiter | None,
-                    progress: download.Progress | None) -> Path:
+                    progress: download.Progress | None,
+                    check: download.Check | None = None) -> Path:
         self._check_root()
         return download.copy_file(self.root / "media" / sha, cache_dir, sha, size,
-                                  limiter, progress)
+                                  limiter, progress, check)
 
     def events(self, board: str, after: int, wait: float) -> tuple[int, list[Event]] | None:
         return None

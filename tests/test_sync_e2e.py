@@ -62,7 +62,7 @@ def test_publish_serve_sync_daemon_and_status(tmp_path: Path) -> None:
         assert v1 > 0
         status = json.loads(eboard("status", "--json", "--config", cfg).stdout)
         assert status["sync"]["state"] == "up_to_date"
-        assert status["active_version"] == v1
+        assert status["manifest"]["active_version"] == v1
 
         daemon = subprocess.Popen([sys.executable, "-m", "eboard", "sync", "--config", cfg],
                                   env=ENV, cwd=ROOT, stdout=subprocess.DEVNULL,

@@ -266,3 +266,19 @@ def test_quota_evicts_least_recently_used_unreferenced_media(env: Env) -> None:
     assert sha256(blobs[3]) in cached
     assert store.media_bytes(env.conn) <= 16 * 1024 * 1024
     assert sha256(blobs[0]) not in cached  # the oldest, unreferenced, went first
+
+
+def test_files_left_without_rows_are_adopted_by_hash_or_replaced(env: Env) -> None:
+    """A crash between rename and record leaves files in media/ without rows."""
+    good, bad = png(1), png(2)
+    env.pub.publish(1, {"good": (good, "image/png"), "bad": (bad, "image/png")})
+    mdir = store.media_dir(env.config.cache_dir)
+    mdir.mkdir(parents=True)
+    (mdir / sha256(good)).write_bytes(good)
+    (mdir / sha256(bad)).write_bytes(bad[:-1] + b"\0")  # damaged by a power cut
+    (mdir / ("0" * 64)).write_bytes(b"stray")  # an orphan nobody wants
+    r = env.sync()
+    assert r.ok, r.reason
+    assert env.app.log.paths("/media/") == [f"/media/{sha256(bad)}"]  # good one not refetched
+    assert active_media_complete(env.conn, env.config.cache_dir)
+    assert not (mdir / ("0" * 64)).exists()
