@@ -36,13 +36,21 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import contextlib
+
 from PIL import Image  # noqa: E402
 
 from content_sync import cache, dsse, manifest, store  # noqa: E402
 from content_sync.download import RateLimiter  # noqa: E402
 from content_sync.engine import Engine  # noqa: E402
 from tests.sync_helpers import (  # noqa: E402
-    BOARD, Publisher, free_port, make_keys, sha256, wait_until, write_config,
+    BOARD,
+    Publisher,
+    free_port,
+    make_keys,
+    sha256,
+    wait_until,
+    write_config,
 )
 
 NGINX_CONF = """
@@ -122,10 +130,8 @@ class CountingProxy:
         except OSError:
             pass
         for s in (src, dst):
-            try:
+            with contextlib.suppress(OSError):
                 s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
             s.close()
 
 
@@ -293,7 +299,6 @@ def bench_resume(work: Path, key: Any, pubkey: Path) -> dict:
 
 
 def bench_parse(work: Path, key: Any, pubkey: Path, items: int = 10_000) -> dict:
-    pub = Publisher(work / "src10k", key)
     rnd = random.Random(1)
     media = {}
     its = []
