@@ -17,6 +17,7 @@ Needs nginx, curl and wget (Debian packages nginx-light, curl, wget).
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -35,8 +36,6 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-
-import contextlib
 
 from PIL import Image  # noqa: E402
 
