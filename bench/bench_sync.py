@@ -18,6 +18,7 @@ Needs nginx, curl and wget (Debian packages nginx-light, curl, wget).
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import json
 import os
@@ -256,7 +257,8 @@ def bench_first_sync(work: Path, pub: Publisher, pubkey: Path, shas: list[str],
             args = ["curl", "-s", "--fail"]
             for h in shas:
                 args += ["-o", str(dl / h), f"{base}media/{h}"]
-            out.setdefault("curl_s", []).append(timed(lambda a=args: subprocess.run(a, check=True)))
+            out.setdefault("curl_s", []).append(
+                timed(functools.partial(subprocess.run, args, check=True)))
             shutil.rmtree(dl)
             for par in (1, 2):
                 d = work / f"first-{round_}-{par}-{rate}"
