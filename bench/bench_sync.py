@@ -43,6 +43,7 @@ from PIL import Image  # noqa: E402
 from content_sync import cache, dsse, manifest, store  # noqa: E402
 from content_sync.download import RateLimiter  # noqa: E402
 from content_sync.engine import Engine  # noqa: E402
+from content_sync.source import HttpSource  # noqa: E402
 from tests.sync_helpers import (  # noqa: E402
     BOARD,
     Publisher,
@@ -222,9 +223,13 @@ def bench_poll_and_wget(work: Path, pub: Publisher, pubkey: Path, which: set[str
 def _poll_reference(work: Path, pub: Publisher, pubkey: Path) -> dict:
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    tokens, token = work / "tokens.toml", work / "board.token"
+    tokens.write_text(f'[boards]\n"{BOARD}" = "bench-token"\n')
+    token.write_text("bench-token\n")
+    token.chmod(0o600)
     srv = subprocess.Popen([sys.executable, "-m", "eboard", "serve-source", "--data",
-                            str(pub.root), "--port", str(port)], env=env,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            str(pub.root), "--port", str(port), "--tokens", str(tokens)],
+                           env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         assert wait_until(lambda: _connectable(port), timeout=20)
         proxy = CountingProxy(port)
@@ -232,10 +237,19 @@ def _poll_reference(work: Path, pub: Publisher, pubkey: Path) -> dict:
         d.mkdir()
         _sync(d, proxy.url, pubkey)
         proxy.reset()
-        _, r = _sync(d, proxy.url, pubkey)
+        _, r = _sync(d, proxy.url, pubkey, token_file=str(token))
         assert r.ok, r.reason
-        return {"connections": proxy.connections, "bytes_up": proxy.up,
-                "bytes_down": proxy.down, "bytes_total": proxy.up + proxy.down}
+        out = {"connections": proxy.connections, "bytes_up": proxy.up,
+               "bytes_down": proxy.down, "bytes_total": proxy.up + proxy.down}
+        # An idle long-poll round (no event): what keeping the push channel open costs.
+        src = HttpSource(write_config(d, proxy.url, [pubkey], token_file=str(token)))
+        nxt, _ = src.events(BOARD, 0, 0) or (0, [])
+        proxy.reset()
+        for _ in range(3):
+            src.events(BOARD, nxt, 1)
+        out["idle_long_poll_bytes_each"] = (proxy.up + proxy.down) // 3
+        src.close()
+        return out
     finally:
         srv.terminate()
         srv.wait(timeout=10)
