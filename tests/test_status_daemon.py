@@ -26,7 +26,7 @@ OP = {"Authorization": f"Bearer {OPERATOR_TOKEN}"}
 def _result(url: str, cid: str) -> dict[str, Any] | None:
     for c in requests.get(f"{url}boards/{BOARD}/commands", headers=OP, timeout=5).json():
         if c["id"] == cid:
-            return c["result"]  # type: ignore[no-any-return]
+            return c["result"]
     return None
 
 
