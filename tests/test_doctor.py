@@ -9,6 +9,7 @@ ffmpeg-made clip. The doctor runs through the real CLI.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import pwd
 import shutil
@@ -16,7 +17,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -32,6 +32,38 @@ from eboard.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 BOARD = "laichau.muongte.pavesu-01"
+
+
+def start_xvfb(*args: str) -> tuple[subprocess.Popen[bytes], str]:
+    """An Xvfb on a display number it picks itself (-displayfd): tests run side by side."""
+    read_fd, write_fd = os.pipe()
+    proc = subprocess.Popen(["Xvfb", "-displayfd", str(write_fd), "-nolisten", "tcp", *args],
+                            pass_fds=(write_fd,), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    os.close(write_fd)
+    with os.fdopen(read_fd) as f:
+        number = f.readline().strip()
+    if not number:
+        proc.kill()
+        raise RuntimeError("Xvfb did not start")
+    return proc, f":{number}"
+
+
+def unused_display() -> str:
+    """A display number no X server uses now."""
+    n = 400 + os.getpid() % 400
+    while os.path.exists(f"/tmp/.X{n}-lock") or os.path.exists(f"/tmp/.X11-unix/X{n}"):
+        n += 1
+    return f":{n}"
+
+
+@pytest.fixture(autouse=True)
+def _drop_cli_log_handler() -> Iterator[None]:
+    """main() installs its logging handler on the root logger; take it off again."""
+    yield
+    root = logging.getLogger()
+    for h in [h for h in root.handlers if getattr(h, "_eboard", False)]:
+        root.removeHandler(h)
 
 
 class Handler(SimpleHTTPRequestHandler):
@@ -118,12 +150,7 @@ def box(tmp_path: Path) -> Iterator[Box]:
 def xvfb() -> Iterator[str]:
     if shutil.which("Xvfb") is None:
         pytest.skip("Xvfb is not installed (make setup)")
-    display = ":93"
-    proc = subprocess.Popen(["Xvfb", display, "-screen", "0", "1280x720x24", "-nolisten", "tcp"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 10
-    while not os.path.exists(f"/tmp/.X11-unix/X{display[1:]}") and time.monotonic() < deadline:
-        time.sleep(0.05)
+    proc, display = start_xvfb("-screen", "0", "1280x720x24")
     try:
         yield display
     finally:
@@ -261,8 +288,9 @@ def test_bad_config_fails_and_stops(capsys: pytest.CaptureFixture[str], box: Box
 def test_no_display_fails(capsys: pytest.CaptureFixture[str], box: Box) -> None:
     if shutil.which("xdpyinfo") is None:
         pytest.skip("xdpyinfo (x11-utils) is not installed")
-    rc, out = doctor(capsys, box, "--display", ":79", "--skip", "video,units,clock")
-    assert rc == 1 and out["display"][0].startswith("FAIL no X display answers at :79")
+    display = unused_display()
+    rc, out = doctor(capsys, box, "--display", display, "--skip", "video,units,clock")
+    assert rc == 1 and out["display"][0].startswith(f"FAIL no X display answers at {display}")
 
 
 def test_geometry_outside_the_screen_warns(capsys: pytest.CaptureFixture[str], box: Box,
@@ -270,7 +298,7 @@ def test_geometry_outside_the_screen_warns(capsys: pytest.CaptureFixture[str], b
     with box.config.open("a") as f:
         f.write('[display]\ngeometry = "1920x96+0+700"\n')
     rc, out = doctor(capsys, box, "--display", xvfb, "--skip", "video,units,clock")
-    assert rc == 0 and out["display"][0].startswith("WARN display :93 is 1280x720")
+    assert rc == 0 and out["display"][0].startswith(f"WARN display {xvfb} is 1280x720")
 
 
 def test_unknown_skip_name(capsys: pytest.CaptureFixture[str], box: Box) -> None:

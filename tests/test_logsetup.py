@@ -113,7 +113,7 @@ def test_journal_stream_is_detected_from_journal_stream(tmp_path: Path) -> None:
 
 def test_setup_logging_replaces_its_own_handler_only() -> None:
     root = logging.getLogger()
-    before = list(root.handlers)
+    before = [h for h in root.handlers if not getattr(h, "_eboard", False)]
     stream = io.StringIO()
     h1 = setup_logging(stream=stream)
     h2 = setup_logging(verbose=True, stream=stream)

@@ -144,6 +144,29 @@ def test_security_exposure_of_the_daemons_is_low(unit_tree: Path, name: str) -> 
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr
 
 
+def start_xvfb(*args: str) -> tuple[subprocess.Popen[bytes], str]:
+    """An Xvfb on a display number it picks itself (-displayfd): tests run side by side."""
+    read_fd, write_fd = os.pipe()
+    proc = subprocess.Popen(["Xvfb", "-displayfd", str(write_fd), "-nolisten", "tcp", *args],
+                            pass_fds=(write_fd,), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    os.close(write_fd)
+    with os.fdopen(read_fd) as f:
+        number = f.readline().strip()
+    if not number:
+        proc.kill()
+        raise RuntimeError("Xvfb did not start")
+    return proc, f":{number}"
+
+
+def unused_display() -> str:
+    """A display number no X server uses now."""
+    n = 400 + os.getpid() % 400
+    while os.path.exists(f"/tmp/.X{n}-lock") or os.path.exists(f"/tmp/.X11-unix/X{n}"):
+        n += 1
+    return f":{n}"
+
+
 def _backoff(state_dir: Path, env_extra: dict[str, str] | None = None) -> tuple[float, str]:
     env = dict(os.environ, RUNTIME_DIRECTORY=str(state_dir), EBOARD_BACKOFF_MAX="1",
                **(env_extra or {}))
@@ -175,7 +198,7 @@ def test_backoff_waits_longer_after_quick_restarts(tmp_path: Path) -> None:
 def test_wait_x_gives_up_with_a_message_when_there_is_no_display() -> None:
     if shutil.which("xdpyinfo") is None:
         pytest.skip("xdpyinfo (x11-utils) is not installed")
-    env = dict(os.environ, DISPLAY=":87")
+    env = dict(os.environ, DISPLAY=unused_display())
     r = subprocess.run([str(LIBEXEC / "eboard-wait-x"), "1"], env=env,
                        capture_output=True, text=True, timeout=30)
     assert r.returncode == 1
@@ -185,9 +208,7 @@ def test_wait_x_gives_up_with_a_message_when_there_is_no_display() -> None:
 def test_wait_x_returns_once_the_display_answers(tmp_path: Path) -> None:
     if shutil.which("Xvfb") is None or shutil.which("xdpyinfo") is None:
         pytest.skip("Xvfb or xdpyinfo is not installed")
-    display = ":86"
-    xvfb = subprocess.Popen(["Xvfb", display, "-nolisten", "tcp"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    xvfb, display = start_xvfb()
     try:
         env = dict(os.environ, DISPLAY=display)
         r = subprocess.run([str(LIBEXEC / "eboard-wait-x"), "20"], env=env,
@@ -221,7 +242,7 @@ def test_x_session_script_gives_the_player_a_cookie_protected_display(tmp_path: 
     fake_xorg.chmod(0o755)
     run_dir = tmp_path / "run"
     run_dir.mkdir()
-    display = ":85"
+    display = unused_display()
     env = dict(os.environ, EBOARD_XORG=str(fake_xorg), EBOARD_DISPLAY=display,
                RUNTIME_DIRECTORY=str(run_dir))
     proc = subprocess.Popen([str(LIBEXEC / "eboard-x11")], env=env,
