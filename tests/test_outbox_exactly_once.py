@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -161,3 +162,85 @@ def test_server_deduplicates_and_refuses_malformed_records(tmp_path: Path) -> No
         assert srv.db.play_totals(BOARD)["records"] == 1
         r = requests.post(url, json={"records": [good]}, timeout=5)
         assert r.status_code == 401
+
+
+# A stand-in for the player's writer: one record per transaction with store.add_play (what
+# player.records.Writer does in its thread), printing each id once it is committed.
+PLAYER = """
+import sys, time, uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from content_sync import store
+from tests.status_helpers import make_play
+conn = store.connect(Path(sys.argv[1]))
+i = 0
+while True:
+    rec = make_play("anh-1", "thong-bao", datetime.now(UTC), 1.0)
+    rec["id"] = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{sys.argv[2]}-{i}"))
+    store.add_play(conn, rec)
+    print(rec["id"], flush=True)
+    i += 1
+    time.sleep(0.003)
+"""
+
+UPLOAD_LOOP = """
+import sys, time
+from pathlib import Path
+from content_sync import outbox, store
+from content_sync.http import make_session
+from kiosk_config import load_config
+config = load_config(Path(sys.argv[1]))
+conn = store.connect(config.db_path)
+session = make_session(config, retries=0)
+while True:
+    outbox.upload_plays_once(config, conn, session)
+    time.sleep(0.02)
+"""
+
+
+def _start(script: str, *args: str) -> subprocess.Popen[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.Popen([sys.executable, "-c", script, *args], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _kill(p: subprocess.Popen[str]) -> list[str]:
+    os.kill(p.pid, signal.SIGKILL)
+    out, _ = p.communicate(timeout=10)
+    return out.split()
+
+
+def test_player_and_uploader_cut_off_together_lose_and_duplicate_nothing(
+        tmp_path: Path) -> None:
+    port = free_port()
+    config, config_path = make_config(tmp_path / "box", f"http://127.0.0.1:{port}/")
+    store.connect(config.db_path).close()
+    data = tmp_path / "source"
+    committed: list[str] = []
+    with reference_server(data, port=port) as srv:
+        player = _start(PLAYER, str(config.db_path), "run1")
+        upl = _start(UPLOAD_LOOP, str(config_path))
+        assert wait_until(lambda: len(server_ids(data)) >= 50, timeout=20)
+        srv.stop()                       # the source goes away while both keep working
+        time.sleep(0.5)
+        committed += _kill(player)       # power cut: both processes die at once
+        _kill(upl)
+    with reference_server(data, port=port):  # power back, source back
+        player = _start(PLAYER, str(config.db_path), "run2")
+        upl = _start(UPLOAD_LOOP, str(config_path))
+        assert wait_until(lambda: len(server_ids(data)) >= len(committed) + 50, timeout=20)
+        committed += _kill(player)
+        _kill(upl)                       # cut again, possibly mid-batch
+        p = uploader(config_path)        # the next start of the daemon sends the rest
+        out, err = p.communicate(timeout=60)
+        assert '"remaining": 0' in out, out + err
+
+    ids = server_ids(data)
+    assert len(ids) == len(set(ids))                     # zero duplicated
+    assert set(committed) <= set(ids)                    # zero lost
+    assert len(set(ids) - set(committed)) <= 2           # at most the one unprinted per run
+    print(f"{len(ids)} records on the server, {len(committed)} seen committed")
+    conn = store.connect(config.db_path)
+    assert store.outbox_size(conn) == 0
+    assert conn.execute("SELECT sum(plays) FROM play_history").fetchone()[0] == len(ids)
+    conn.close()
