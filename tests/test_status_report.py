@@ -142,3 +142,27 @@ def test_machine_facts_without_proc_as_under_the_hardened_unit(
     assert mem["total_mb"] and mem["free_mb"] and mem["available_mb"] is None
     assert sysinfo.default_interface() is None
     assert sysinfo.network()["interface"] in [*sysinfo.interfaces_up(), None]
+
+
+def test_mobile_signal_from_modemmanager(tmp_path: Path, monkeypatch: Any) -> None:
+    """mmcli's JSON (ModemManager 1.20 shape) becomes the heartbeat's modem fields; a stand-in
+    mmcli on PATH, since test machines have no modem."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    mmcli = bin_dir / "mmcli"
+    mmcli.write_text(
+        "#!/bin/sh\n"
+        "case \"$*\" in\n"
+        "  *-L*) echo '{\"modem-list\": [\"/org/freedesktop/ModemManager1/Modem/3\"]}' ;;\n"
+        "  *'-m 3'*) echo '{\"modem\": {\"generic\": {\"state\": \"connected\","
+        " \"access-technologies\": [\"lte\"], \"signal-quality\": {\"value\": \"67\","
+        " \"recent\": \"yes\"}}, \"3gpp\": {\"operator-name\": \"Viettel\"}}}' ;;\n"
+        "  *) exit 1 ;;\n"
+        "esac\n")
+    mmcli.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    assert sysinfo.modem() == {"present": True, "state": "connected",
+                               "access_technology": "lte", "operator": "Viettel",
+                               "signal_percent": 67.0, "signal_recent": True}
+    mmcli.write_text("#!/bin/sh\necho '{\"modem-list\": []}'\n")
+    assert sysinfo.modem() is None  # ModemManager without a modem: nothing to say
