@@ -7,6 +7,7 @@ configuration get it; the others look at the box (clock, display, units).
 
 from __future__ import annotations
 
+import grp
 import os
 import pwd
 import re
@@ -74,6 +75,49 @@ def _reason(e: Exception) -> str:
     if "timed out" in text.lower() or "timeout" in e.__class__.__name__.lower():
         return "timed out"
     return text[:160]
+
+
+# -- files the daemons must read ---------------------------------------------------------
+
+def readable_by(path: Path, user: str) -> bool | None:
+    """Whether ``user`` can read ``path`` (and search every folder above it); None when
+    there is no such user."""
+    try:
+        pw = pwd.getpwnam(user)
+    except KeyError:
+        return None
+    if pw.pw_uid == 0:
+        return True
+    groups = {g.gr_gid for g in grp.getgrall() if user in g.gr_mem} | {pw.pw_gid}
+
+    def allowed(p: Path, bits: tuple[int, int, int]) -> bool:
+        st = p.stat()
+        if st.st_uid == pw.pw_uid:
+            return bool(st.st_mode & bits[0])
+        if st.st_gid in groups:
+            return bool(st.st_mode & bits[1])
+        return bool(st.st_mode & bits[2])
+
+    real = path.resolve()
+    try:
+        search = all(allowed(d, (stat.S_IXUSR, stat.S_IXGRP, stat.S_IXOTH))
+                     for d in reversed(real.parents))
+        return search and allowed(real, (stat.S_IRUSR, stat.S_IRGRP, stat.S_IROTH))
+    except OSError:
+        return False
+
+
+def check_access(config: Config, files: list[Path], user: str = "eboard") -> list[Result]:
+    """The config files and trusted keys must be readable by the daemons' user."""
+    wanted = [*files, *(Path(k) for k in config.source.trusted_keys)]
+    denied = [f for f in wanted if f.exists() and readable_by(f, user) is False]
+    if readable_by(Path("/"), user) is None:
+        return []  # not a box set up by the installer: no daemon user to check for
+    if denied:
+        return [Result(FAIL, "access", f"user {user} (the daemons) cannot read {f}: run "
+                       f"'chgrp {user} {f} && chmod g+r {f}' (and check the folders above)")
+                for f in denied]
+    return [Result(OK, "access", f"user {user} can read the config files and trusted keys")]
 
 
 # -- token -------------------------------------------------------------------------------

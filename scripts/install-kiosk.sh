@@ -274,9 +274,9 @@ enable_units() {
     local timer="$TIMER"
     systemd_running && systemctl daemon-reload
     # shellcheck disable=SC2086
-    systemctl_ enable $ENABLE 2>/dev/null
+    systemctl_ enable $ENABLE
     if [ "$timer" = enable ]; then
-        systemctl_ enable eboard-restart.timer 2>/dev/null
+        systemctl_ enable eboard-restart.timer
     else
         systemctl_ disable eboard-restart.timer 2>/dev/null || true
     fi

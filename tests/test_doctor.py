@@ -16,6 +16,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -304,3 +305,37 @@ def test_geometry_outside_the_screen_warns(capsys: pytest.CaptureFixture[str], b
 def test_unknown_skip_name(capsys: pytest.CaptureFixture[str], box: Box) -> None:
     rc, out = doctor(capsys, box, "--skip", "vidoe")
     assert rc == 1 and "vidoe" in out["doctor"][0]
+
+
+@pytest.fixture
+def searchable_dir() -> Iterator[Path]:
+    """A folder any user can search (pytest's own tmp folder is 0700)."""
+    with tempfile.TemporaryDirectory(prefix="eboard-access-") as d:
+        Path(d).chmod(0o755)
+        yield Path(d)
+
+
+def test_files_the_daemon_user_cannot_read(searchable_dir: Path) -> None:
+    """The check behind the 'access' line, for an unprivileged user of this machine."""
+    from eboard.checks import check_access, readable_by
+    from kiosk_config import load
+
+    if os.geteuid() != 0 or readable_by(Path("/"), "nobody") is None:
+        pytest.skip("needs root (to own the files) and a user 'nobody'")
+    tmp_path = searchable_dir
+    open_file, closed_file = tmp_path / "open.toml", tmp_path / "closed.toml"
+    open_file.write_text("")
+    closed_file.write_text("")
+    open_file.chmod(0o644)
+    closed_file.chmod(0o600)
+    assert readable_by(open_file, "nobody") is True
+    assert readable_by(closed_file, "nobody") is False
+    config = load(files=[]).config
+    assert config is not None
+    results = check_access(config, [open_file, closed_file], user="nobody")
+    assert [r.status for r in results] == ["FAIL"]
+    assert f"cannot read {closed_file}" in results[0].message
+    assert check_access(config, [open_file], user="nobody")[0].status == "OK"
+    tmp_path.chmod(0o700)  # a folder above that others cannot search
+    assert readable_by(open_file, "nobody") is False
+    assert readable_by(open_file, "no-such-user-here") is None

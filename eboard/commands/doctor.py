@@ -17,7 +17,7 @@ from eboard.checks import FAIL, OK, WARN, Result
 from eboard.commands.common import add_config_option
 from kiosk_config import Config, load
 
-SKIPPABLE = ("source", "clock", "disk", "display", "video", "font", "units", "sync")
+SKIPPABLE = ("access", "source", "clock", "disk", "display", "video", "font", "units", "sync")
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,unused-ignore]
@@ -37,6 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,
 
 def _config_results(args: argparse.Namespace) -> tuple[Config | None, list[Result]]:
     result = load(getattr(args, "config", None))
+    args.config_files = result.files
     files = ", ".join(str(f) for f in result.files) or "packaged defaults only"
     if result.problems or result.config is None:
         out = [Result(FAIL, "config", f"{p}") for p in result.problems[:8]]
@@ -61,6 +62,7 @@ def collect(args: argparse.Namespace) -> list[Result]:
         return results
     cfg = config
     plan: list[tuple[str, Callable[[], list[Result]]]] = [
+        ("access", lambda: checks.check_access(cfg, args.config_files)),
         ("token", lambda: checks.check_token(cfg)),
         ("source", lambda: checks.check_source(cfg)),
         ("clock", checks.check_clock),
