@@ -26,6 +26,7 @@ from typing import Any
 import requests
 
 from content_sync import status_schema, store
+from content_sync.source import _short
 from kiosk_config import Config
 
 log = logging.getLogger(__name__)
@@ -151,6 +152,15 @@ def _apply_answer(conn: sqlite3.Connection, records: list[dict[str, Any]],
     return len(done), len(refused), len(count_ids)
 
 
+def failure(e: Exception, url: str) -> str:
+    """A stable one-line reason (no object addresses), so a repeated failure logs once."""
+    if isinstance(e, requests.ConnectionError | requests.Timeout):
+        return f"cannot reach {url}: {_short(e)}"
+    if isinstance(e, requests.RequestException):
+        return f"{url}: {_short(e)}"
+    return str(e)
+
+
 def plays_url(config: Config) -> str:
     return f"{config.source.url}boards/{config.board.id}/plays"
 
@@ -198,7 +208,7 @@ def upload_plays_once(config: Config, conn: sqlite3.Connection, session: request
                 raise _Refused(f"{plays_url(config)} answered something that is not a JSON "
                                "object")
         except (requests.RequestException, ValueError, _Refused) as e:
-            result.error = str(e)
+            result.error = failure(e, plays_url(config))
             break
         a, r, c = _apply_answer(conn, records, counts, answer, config.tz)
         result.accepted += a

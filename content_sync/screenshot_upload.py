@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import requests
 
-from content_sync import player_requests, status_schema, store
+from content_sync import outbox, player_requests, status_schema, store
 from content_sync.player_requests import screenshot_path
 from kiosk_config import Config
 
@@ -73,7 +73,8 @@ def upload_if_new(config: Config, conn: sqlite3.Connection, session: requests.Se
                            headers={"Content-Type": "image/jpeg"},
                            timeout=(config.source.connect_timeout, config.source.read_timeout))
     except requests.RequestException as e:
-        return ScreenshotResult(error=f"screenshot not sent to {screenshot_url(config)}: {e}")
+        return ScreenshotResult(error=f"screenshot not sent: "
+                                f"{outbox.failure(e, screenshot_url(config))}")
     if resp.status_code >= 300:
         err = (f"{screenshot_url(config)} answered HTTP {resp.status_code} to the screenshot: "
                f"{resp.text.strip()[:200]}")

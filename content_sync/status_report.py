@@ -177,8 +177,9 @@ def run_heartbeat_once(config: Config, conn: sqlite3.Connection, session: reques
                              f"{resp.text.strip()[:200]}")
         answer = resp.json()
     except (requests.RequestException, ValueError) as e:
-        _log_transition(conn, str(e))
-        return HeartbeatResult(False, str(e))
+        error = outbox.failure(e, status_url(config))
+        _log_transition(conn, error)
+        return HeartbeatResult(False, error)
     executor.mark_reported([r["id"] for r in results])
     _log_transition(conn, None)
     commands = answer.get("commands") if isinstance(answer, dict) else None
