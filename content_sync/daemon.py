@@ -52,7 +52,8 @@ def next_delay(config: Config, result: SyncResult, failures: int) -> float:
     if failures == 0 or result.state in (SyncState.REFUSED, SyncState.BUSY):
         return interval * random.uniform(1 - jitter, 1 + jitter)
     cap = max(interval, RETRY_CAP_S)
-    return min(cap, RETRY_BASE_S * 2 ** (failures - 1)) * random.uniform(0.5, 1.0)
+    base = min(RETRY_BASE_S, interval / 4)  # a short poll interval retries sooner too
+    return min(cap, base * 2 ** (failures - 1)) * random.uniform(0.5, 1.0)
 
 
 class Daemon:

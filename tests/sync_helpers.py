@@ -178,7 +178,8 @@ class Served:
 
 
 @contextmanager
-def serve_wsgi(app: Callable[..., Any], date: str | None = None) -> Iterator[Served]:
+def serve_wsgi(app: Callable[..., Any], date: str | None = None,
+               port: int = 0) -> Iterator[Served]:
     """Serve a WSGI app on 127.0.0.1; ``date`` replaces the server's Date header."""
 
     class Handler(WSGIRequestHandler):
@@ -188,7 +189,7 @@ def serve_wsgi(app: Callable[..., Any], date: str | None = None) -> Iterator[Ser
         def log_request(self, *args: Any, **kwargs: Any) -> None:
             pass
 
-    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=Handler)
+    server = make_server("127.0.0.1", port, app, threaded=True, request_handler=Handler)
     port = server.server_port
     t = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     t.start()

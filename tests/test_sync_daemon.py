@@ -25,6 +25,7 @@ from tests.sync_helpers import (
     BOARD,
     Publisher,
     StaticApp,
+    free_port,
     make_keys,
     png,
     serve_wsgi,
@@ -174,3 +175,35 @@ def test_cli_progress_bar_on_a_terminal(tmp_path: Path) -> None:
         os.close(master)
     text = out.decode()
     assert "\r[" in text and "1/1 files" in text and "/s" in text
+
+
+def test_daemon_reconnects_when_the_source_comes_back(tmp_path: Path) -> None:
+    key, pubkey = make_keys(tmp_path / "keys")
+    pub = Publisher(tmp_path / "src", key)
+    pub.publish(1, {"a": (png(1), "image/png")})
+    port = free_port()  # nothing listens there yet: the network is "down"
+    config = write_config(tmp_path, f"http://127.0.0.1:{port}/", [pubkey], poll_interval=5,
+                          long_poll=False, connect_timeout=1.0)
+    daemon = Daemon(config)
+    daemon.start()
+    try:
+        conn = store.connect(config.db_path)
+        assert wait_until(lambda: (store.get_status(conn, "sync") or {}).get("state")
+                          == "offline")
+        with serve_wsgi(StaticApp(tmp_path / "src"), port=port):
+            assert wait_until(lambda: _version(config.db_path) == 1, timeout=30)
+        assert (store.get_status(conn, "sync") or {}).get("state") == "up_to_date"
+        conn.close()
+    finally:
+        daemon.stop()
+
+
+def test_one_sync_at_a_time_per_cache(tmp_path: Path) -> None:
+    from content_sync.engine import Engine, sync_lock
+    _, pubkey = make_keys(tmp_path / "keys")
+    config = write_config(tmp_path, "http://127.0.0.1:9/", [pubkey])
+    conn = store.connect(config.db_path)
+    with sync_lock(config.cache_dir) as held:
+        assert held
+        r = Engine(config, conn).sync_once()
+    assert r.state == SyncState.BUSY and "another eboard sync" in r.reason
