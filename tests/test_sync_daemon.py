@@ -207,3 +207,12 @@ def test_one_sync_at_a_time_per_cache(tmp_path: Path) -> None:
         assert held
         r = Engine(config, conn).sync_once()
     assert r.state == SyncState.BUSY and "another eboard sync" in r.reason
+
+
+def test_cli_unusable_cache_dir_is_one_clear_line(tmp_path: Path) -> None:
+    _, pubkey = make_keys(tmp_path / "keys")
+    (tmp_path / "file").write_text("not a directory")
+    write_config(tmp_path, "http://127.0.0.1:9/", [pubkey], cache_dir=tmp_path / "file" / "c")
+    r = _cli(tmp_path / "eboard.toml", "--once")
+    assert r.returncode == 2 and "cannot use the cache" in r.stderr
+    assert "Traceback" not in r.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sqlite3
 import sys
 import threading
 import time
@@ -105,6 +106,10 @@ def run(args: argparse.Namespace) -> int:
             conn.close()
     except (SourceConfigError, KeyFileError) as e:
         print(f"eboard sync: {e}", file=sys.stderr)
+        return 2
+    except (OSError, sqlite3.Error) as e:
+        print(f"eboard sync: cannot use the cache {config.cache_dir} ({e}); check cache.dir, "
+              "its permissions and free space", file=sys.stderr)
         return 2
     if result.ok:
         print(f"up to date: {result.reason}")
