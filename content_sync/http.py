@@ -10,6 +10,7 @@ but loopback unless ``source.allow_insecure_http`` is set.
 from __future__ import annotations
 
 import ipaddress
+import logging
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -90,6 +91,13 @@ class EboardSession(requests.Session):
                 f"{old_scheme} to {new_scheme}; fix the source URL or the server's redirect"
             )
         return target
+
+
+def quiet_library_logs() -> None:
+    """Our own messages say what failed once; urllib3's per-retry and APScheduler's
+    per-run lines would repeat it every poll (logs record transitions, not ticks)."""
+    logging.getLogger("urllib3").setLevel(logging.ERROR)
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
 
 
 def retry_policy(total: int = 3) -> Retry:

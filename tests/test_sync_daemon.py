@@ -143,6 +143,8 @@ def test_cli_once_offline_is_nonzero_with_reason(tmp_path: Path) -> None:
     write_config(tmp_path, "http://127.0.0.1:9/", [pubkey], connect_timeout=1.0)
     r = _cli(tmp_path / "eboard.toml", "--once")
     assert r.returncode == 1 and "offline" in r.stderr and "cannot reach" in r.stderr
+    reason = [line for line in r.stderr.splitlines() if line.startswith("eboard sync:")]
+    assert len(reason) == 1 and "Retrying" not in r.stderr
 
 
 def test_cli_refuses_plain_http_to_a_remote_host(tmp_path: Path) -> None:

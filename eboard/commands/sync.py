@@ -93,9 +93,10 @@ def run(args: argparse.Namespace) -> int:
     from content_sync import store
     from content_sync.daemon import Daemon
     from content_sync.engine import Engine
-    from content_sync.http import SourceConfigError
+    from content_sync.http import SourceConfigError, quiet_library_logs
     from content_sync.keys import KeyFileError
 
+    quiet_library_logs()
     try:
         if not args.once:
             return Daemon(config).run_forever()
