@@ -170,8 +170,8 @@ def run_heartbeat_once(config: Config, conn: sqlite3.Connection, session: reques
     results = executor.results_to_report()
     body = build_status(config, conn, results)
     try:
-        resp = session.post(status_url(config), json=body,
-                            timeout=(config.source.connect_timeout, config.source.read_timeout))
+        resp = outbox.post_json(session, status_url(config), body,
+                                (config.source.connect_timeout, config.source.read_timeout))
         if resp.status_code != 200:
             raise ValueError(f"{status_url(config)} answered HTTP {resp.status_code}: "
                              f"{resp.text.strip()[:200]}")

@@ -13,6 +13,8 @@
   with its result until a heartbeat has carried it to the server.
 - ``player_requests``: what the sync side asks the player to do (screenshot,
   screen on/off, restart); the player polls it and writes the result back.
+- the index ``plays_started`` on the outbox, so batches and folding read the
+  oldest records without sorting the whole outbox.
 
 Every function that uses these tables calls :func:`ensure` first; it is cheap.
 """
@@ -43,11 +45,12 @@ CREATE TABLE IF NOT EXISTS player_requests(
     state TEXT NOT NULL DEFAULT 'pending', ok INTEGER, detail TEXT NOT NULL DEFAULT '',
     done_at TEXT);
 CREATE INDEX IF NOT EXISTS player_requests_state ON player_requests(state, created_at);
+CREATE INDEX IF NOT EXISTS plays_started ON plays(started_at, id);
 """
 
 
-TABLES = ("play_counts", "play_history", "outbox_inflight", "plays_rejected",
-          "command_results", "player_requests")
+NAMES = ("play_counts", "play_history", "outbox_inflight", "plays_rejected",
+         "command_results", "player_requests", "player_requests_state", "plays_started")
 
 
 def ensure(conn: sqlite3.Connection) -> None:
@@ -56,7 +59,7 @@ def ensure(conn: sqlite3.Connection) -> None:
     Call outside a transaction: the creation is its own.
     """
     found = conn.execute(
-        f"SELECT count(*) FROM sqlite_master WHERE type='table' AND name IN "
-        f"({','.join('?' * len(TABLES))})", TABLES).fetchone()[0]
-    if found != len(TABLES):
+        f"SELECT count(*) FROM sqlite_master WHERE name IN ({','.join('?' * len(NAMES))})",
+        NAMES).fetchone()[0]
+    if found != len(NAMES):
         conn.executescript(SCHEMA)

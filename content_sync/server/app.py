@@ -127,7 +127,7 @@ def create_app(data_dir: Path, tokens: Tokens | None = None,
         require_board(board)
         if (request.content_length or 0) > MAX_STATUS_BYTES:
             abort(413)
-        data = request.get_json(silent=True)
+        data = reports.read_json(MAX_STATUS_BYTES)
         if not isinstance(data, dict):
             abort(Response("status must be a JSON object\n", 400))
         db.store_heartbeat(board, data)

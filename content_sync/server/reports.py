@@ -16,9 +16,11 @@ Routes added to the reference server by :func:`register`:
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import uuid
+import zlib
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -77,6 +79,30 @@ def _check(entry: Any, types: dict[str, tuple[type, ...]]) -> tuple[str, str | N
     return rid, None
 
 
+def read_json(max_bytes: int) -> Any:
+    """The request's JSON body, gzip-encoded or not (at most ``max_bytes`` once inflated).
+
+    None when it is not JSON; aborts with 400/413/415 on a bad or oversized encoding.
+    """
+    raw = request.get_data(cache=False)
+    encoding = request.headers.get("Content-Encoding", "").strip().lower()
+    if encoding == "gzip":
+        inflater = zlib.decompressobj(wbits=31)
+        try:
+            raw = inflater.decompress(raw, max_bytes + 1)
+        except zlib.error:
+            abort(Response("the body says Content-Encoding: gzip but is not gzip\n", 400))
+        if len(raw) > max_bytes or inflater.unconsumed_tail:
+            abort(Response(f"the inflated body passes {max_bytes} bytes\n", 413))
+    elif encoding not in ("", "identity"):
+        abort(Response(f"Content-Encoding {encoding} is not supported; use gzip or none\n",
+                       415))
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return None
+
+
 def _save_atomic(dest: Path, body: bytes) -> None:
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(f".{dest.name}.{os.getpid()}.upload")
@@ -96,7 +122,7 @@ def register(app: Flask, db: ServerDB, hub: EventHub, data_dir: Path,
         require_board(board)
         if (request.content_length or 0) > MAX_PLAYS_BYTES:
             abort(Response(f"a batch of plays is limited to {MAX_PLAYS_BYTES} bytes\n", 413))
-        data = request.get_json(silent=True)
+        data = read_json(MAX_PLAYS_BYTES)
         if not isinstance(data, dict):
             abort(Response('body must be {"records": [...], "counts": [...]}\n', 400))
         records, counts = data.get("records") or [], data.get("counts") or []
