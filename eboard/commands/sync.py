@@ -19,7 +19,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "sync daemon (poll, long-poll, heartbeat) or once with --once",
         description="Without --once: the sync daemon (polls the source with jitter, follows "
         "its events long-poll, sends heartbeats). With --once: one sync run; exit 0 when the "
-        "active manifest is the newest the source offers, else 1 with the reason.",
+        "active manifest is the newest the source offers, else 1 with the reason. "
+        "Every media is checked before use: SHA-256 and size; images decoded with Pillow "
+        "(decompression bombs refused); videos decoded for one frame with ffmpeg when "
+        "installed, else probed with ffprobe, else checked by container signature only.",
     )
     add_config_option(p)
     p.add_argument("--once", action="store_true", help="sync once and exit")
