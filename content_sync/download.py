@@ -100,6 +100,20 @@ def _read_sidecar(partial: Path) -> dict[str, str]:
         return {}
 
 
+def _bad_marker(partial: Path) -> Path:
+    return partial.with_name(partial.name + ".bad")
+
+
+def reject_partial(partial: Path) -> None:
+    """Discard wrong bytes, remembering the server's ETag for them: the next attempt
+    asks ``If-None-Match`` and a 304 says the source still has the same wrong file,
+    so a metered link does not fetch it again and again."""
+    etag = _read_sidecar(partial).get("etag", "")
+    discard_partial(partial)
+    if etag:
+        _bad_marker(partial).write_text(etag)
+
+
 def discard_partial(partial: Path) -> None:
     for p in (partial, _sidecar(partial)):
         p.unlink(missing_ok=True)
@@ -149,6 +163,7 @@ def _append(chunks: Iterable[bytes], partial: Path, h: hashlib._Hash, have: int,
                 if not chunk:
                     continue
                 if have + len(chunk) > size:
+                    reject_partial(partial)
                     raise MediaError(
                         f"media {sha[:12]}…: source sent more than the {size} bytes the "
                         "manifest lists (size mismatch)", permanent=True)
@@ -178,7 +193,7 @@ def _finish(partial: Path, h: hashlib._Hash, have: int, size: int, sha: str,
         raise MediaError(f"media {sha[:12]}…: got {have} of {size} bytes; will resume later")
     digest = h.hexdigest()
     if digest != sha:
-        discard_partial(partial)
+        reject_partial(partial)
         raise MediaError(
             f"media {sha[:12]}…: SHA-256 of the received bytes is {digest[:12]}… "
             "(hash mismatch); the source holds a wrong or corrupted file", permanent=True)
@@ -192,6 +207,7 @@ def _finish(partial: Path, h: hashlib._Hash, have: int, size: int, sha: str,
     final.parent.mkdir(parents=True, exist_ok=True)
     os.replace(partial, final)
     _sidecar(partial).unlink(missing_ok=True)
+    _bad_marker(partial).unlink(missing_ok=True)
     return final
 
 
@@ -225,6 +241,9 @@ def download_http(session: requests.Session, url: str, cache_dir: Path, sha: str
     elif have:
         discard_partial(partial)
         h, have = hashlib.sha256(), 0
+    bad = _bad_marker(partial)
+    if not have and bad.exists():
+        headers["If-None-Match"] = bad.read_text().strip()
     if have < size or size == 0:
         try:
             r = session.get(url, headers=headers, stream=True)
@@ -235,6 +254,10 @@ def download_http(session: requests.Session, url: str, cache_dir: Path, sha: str
             raise MediaError(f"media {sha[:12]}…: {e}") from None
         try:
             with r:
+                if r.status_code == 304:
+                    raise MediaError(f"media {sha[:12]}…: the source still holds the same "
+                                     "wrong bytes (not fetched again); the publisher must "
+                                     "upload the right file", permanent=True)
                 if r.status_code == 416 and have:
                     discard_partial(partial)
                     raise MediaError(f"media {sha[:12]}…: server refused the resume range; "

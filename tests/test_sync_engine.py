@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -175,7 +177,14 @@ def test_hash_mismatch_keeps_old_manifest_and_retries(env: Env) -> None:
     assert "hash mismatch" in store.recent_refusals(env.conn, 1)[0]["reason"]
     assert store.active_version(env.conn) == 1 and store.pending_version(env.conn) == 2
     assert not store.partial_dir(env.config.cache_dir).joinpath(h).exists()
-    (env.pub.root / "media" / h).write_bytes(png(2))  # the publisher fixes the file
+    env.app.log.clear()
+    r = env.sync()  # not fixed yet: a conditional request, the wrong bytes not fetched again
+    assert r.state == SyncState.INCOMPLETE and "same wrong bytes" in r.reason
+    assert [(x.path, x.status) for x in env.app.log.hits if x.path.startswith("/media/")] == \
+        [(f"/media/{h}", 304)]
+    fixed = env.pub.root / "media" / h
+    fixed.write_bytes(png(2))  # the publisher fixes the file: new mtime, new ETag
+    os.utime(fixed, (time.time() + 10, time.time() + 10))
     assert env.sync().ok and store.active_version(env.conn) == 2
 
 
