@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from PIL import Image
@@ -21,6 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = """
 import sys, time
 from pathlib import Path
+from typing import Any
 import vlc
 from PySide6.QtWidgets import QApplication, QWidget
 from player.capture import capture_screen_jpeg
@@ -65,3 +67,36 @@ def test_screenshot_while_video_plays_is_not_black(tmp_path: Path) -> None:
     assert img.size == (160, 90)  # scaled to the configured width, aspect kept
     red, green, blue = img.getpixel((80, 45))  # type: ignore[misc]
     assert green > 90 and red < 60 and blue < 60, (red, green, blue)  # the clip, not black
+
+
+def test_screenshot_command_answered_by_the_real_player_window(tmp_path: Path,
+                                                                qtbot: Any) -> None:
+    """A screenshot command → player request → the real PlayerWindow (offscreen: the window
+    itself is grabbed) → a JPEG of the red image on screen, and the command's result."""
+    from content_sync import store
+    from content_sync.remote_commands import Executor
+    from player.capture import poll_player_requests
+    from player.window import PlayerWindow
+    from tests.player_helpers import Board, make_config, playlist, png
+
+    board = Board(make_config(tmp_path))
+    red = board.add_media(png((220, 20, 20), (64, 48)))
+    board.publish([playlist("p1", [{"id": "img", "type": "image", "media": red,
+                                    "duration": 30}])])
+    board.close()
+    config = board.config
+    w = PlayerWindow(config)
+    qtbot.addWidget(w)
+    w.show_on_screen()
+    qtbot.waitUntil(lambda: w.current is not None and w.current.item.id == "img", timeout=5000)
+    conn = store.connect(config.db_path)
+    ex = Executor(config, conn)
+    ex.handle([{"id": "shot-1", "command": "screenshot"}])
+    assert poll_player_requests(conn, w, config.cache_dir, 160) == ["shot-1"]
+    img = Image.open(config.cache_dir / "screenshot.jpg").convert("RGB")
+    assert img.size == (160, 90)
+    r, g, b = img.getpixel((80, 50))  # type: ignore[misc]
+    assert r > 180 and g < 70 and b < 70, (r, g, b)
+    (result,) = ex.results_to_report()
+    assert result["id"] == "shot-1" and result["ok"] and "160 px wide" in result["detail"]
+    conn.close()
