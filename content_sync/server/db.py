@@ -9,6 +9,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+KEEP_HEARTBEATS = 10_000  # per board: a week at one a minute
+
 
 def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
@@ -39,6 +41,7 @@ class ServerDB:
                     id TEXT PRIMARY KEY, board TEXT NOT NULL, command TEXT NOT NULL,
                     created_at TEXT NOT NULL, delivered_at TEXT, result TEXT);
                 CREATE INDEX IF NOT EXISTS commands_board ON commands(board, created_at);
+                CREATE INDEX IF NOT EXISTS heartbeats_board ON heartbeats(board, id);
                 CREATE TABLE IF NOT EXISTS plays(
                     id TEXT PRIMARY KEY, board TEXT NOT NULL, item_id TEXT, playlist_id TEXT,
                     manifest_version INTEGER, started_at TEXT, ended_at TEXT,
@@ -85,6 +88,10 @@ class ServerDB:
                 "INSERT INTO heartbeats(board, received_at, data) VALUES (?,?,?)",
                 (board, now, text),
             )
+            self._conn.execute(  # keep the newest KEEP_HEARTBEATS per board
+                "DELETE FROM heartbeats WHERE board=? AND id <= coalesce((SELECT id FROM "
+                "heartbeats WHERE board=? ORDER BY id DESC LIMIT 1 OFFSET ?), -1)",
+                (board, board, KEEP_HEARTBEATS))
             self._conn.execute(
                 "INSERT INTO boards(board, last_seen, last_status) VALUES (?,?,?) "
                 "ON CONFLICT(board) DO UPDATE SET last_seen=excluded.last_seen, "
