@@ -83,5 +83,6 @@ def test_kill_sync_at_random_points(tmp_path: Path) -> None:
 
 
 @pytest.mark.soak
+@pytest.mark.timeout(1800)
 def test_kill_sync_at_random_points_soak(tmp_path: Path) -> None:
     _kill_loop(tmp_path, iterations=200, seed=int(time.time()))
