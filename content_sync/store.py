@@ -53,31 +53,31 @@ def connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
 def ensure_schema(conn: sqlite3.Connection) -> None:
     db = sqlite_utils.Database(conn)
     with transaction(conn):
-        db["meta"].create({"key": str, "value": str}, pk="key", if_not_exists=True)
-        db["manifests"].create(
+        db.table("meta").create({"key": str, "value": str}, pk="key", if_not_exists=True)
+        db.table("manifests").create(
             {"version": int, "board": str, "state": str, "issued_at": str,
              "received_at": str, "keyid": str, "body": bytes, "reason": str},
             pk="version", if_not_exists=True,
         )
-        db["media"].create(
+        db.table("media").create(
             {"sha256": str, "size": int, "type": str, "verified_at": str, "last_used": str},
             pk="sha256", if_not_exists=True,
         )
-        db["refusals"].create(
+        db.table("refusals").create(
             {"id": int, "at": str, "subject": str, "reason": str},
             pk="id", if_not_exists=True,
         )
-        db["status"].create(
+        db.table("status").create(
             {"component": str, "updated_at": str, "data": str},
             pk="component", if_not_exists=True,
         )
-        db["plays"].create(
+        db.table("plays").create(
             {"id": str, "item_id": str, "playlist_id": str, "manifest_version": int,
              "started_at": str, "ended_at": str, "duration_s": float, "outcome": str,
              "detail": str},
             pk="id", if_not_exists=True,
         )
-        db["overlays"].create(
+        db.table("overlays").create(
             {"id": str, "source": str, "updated_at": str, "body": str},
             pk="id", if_not_exists=True,
         )
