@@ -37,7 +37,9 @@ def generate(out_dir: Path, force: bool = False) -> tuple[Path, Path]:
         f.write(pem)
     os.chmod(tmp, 0o600)
     os.replace(tmp, priv_path)
-    pub_path.write_bytes(key.public_key().public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo))
+    pub_path.write_bytes(
+        key.public_key().public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
+    )
     return priv_path, pub_path
 
 
@@ -45,7 +47,9 @@ def load_private(path: Path) -> Ed25519PrivateKey:
     try:
         key = load_pem_private_key(path.read_bytes(), password=None)
     except FileNotFoundError:
-        raise KeyFileError(f"signing key {path} not found; make one with 'eboard keys generate'") from None
+        raise KeyFileError(
+            f"signing key {path} not found; make one with 'eboard keys generate'"
+        ) from None
     except (ValueError, TypeError) as e:
         raise KeyFileError(f"{path} is not an unencrypted PEM private key ({e})") from None
     if not isinstance(key, Ed25519PrivateKey):

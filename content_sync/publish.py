@@ -15,7 +15,8 @@ import os
 import time
 import tomllib
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time as dtime
+from datetime import UTC, date, datetime
+from datetime import time as dtime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -78,13 +79,16 @@ def _iso(value: Any, where: str) -> str:
         try:
             dt = datetime.fromisoformat(value)
         except ValueError:
-            raise PublishError(f"{where}: {value!r} is not a date-time like 2026-11-24T08:00") from None
+            raise PublishError(
+                f"{where}: {value!r} is not a date-time like 2026-11-24T08:00"
+            ) from None
         return (dt if dt.tzinfo else dt.replace(tzinfo=VN_TZ)).isoformat()
     raise PublishError(f"{where}: expected a date-time, got {value!r}")
 
 
-def _item(raw: dict[str, Any], pl_id: str, index: int, base: Path,
-          media: dict[str, MediaFile]) -> dict[str, Any]:
+def _item(
+    raw: dict[str, Any], pl_id: str, index: int, base: Path, media: dict[str, MediaFile]
+) -> dict[str, Any]:
     where = f"playlist {pl_id!r} item {index + 1}"
     item: dict[str, Any] = {k: v for k, v in raw.items() if k != "file"}
     item.setdefault("id", f"{pl_id}-{index + 1}")
@@ -105,8 +109,9 @@ def _item(raw: dict[str, Any], pl_id: str, index: int, base: Path,
     return item
 
 
-def build_manifest(playlist_file: Path, board: str, version: int | None = None,
-                   previous: int = 0) -> tuple[dict[str, Any], dict[str, MediaFile]]:
+def build_manifest(
+    playlist_file: Path, board: str, version: int | None = None, previous: int = 0
+) -> tuple[dict[str, Any], dict[str, MediaFile]]:
     try:
         raw = tomllib.loads(playlist_file.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -146,8 +151,9 @@ def build_manifest(playlist_file: Path, board: str, version: int | None = None,
     return manifest, media
 
 
-def prepare(playlist_file: Path, board: str, key: Ed25519PrivateKey,
-            previous: int = 0) -> Publication:
+def prepare(
+    playlist_file: Path, board: str, key: Ed25519PrivateKey, previous: int = 0
+) -> Publication:
     manifest, media = build_manifest(playlist_file, board, previous=previous)
     body = json.dumps(manifest, ensure_ascii=False, indent=1).encode("utf-8")
     try:

@@ -32,11 +32,15 @@ def upload(pub: Publication, base_url: str, token: str) -> None:
             except requests.RequestException as e:
                 raise PublishError(f"uploading {m.path} to {url} failed: {e}") from None
             if r.status_code not in (201, 204):
-                raise PublishError(f"uploading {m.path} to {url}: HTTP {r.status_code} {r.text.strip()}")
+                raise PublishError(
+                    f"uploading {m.path} to {url}: HTTP {r.status_code} {r.text.strip()}"
+                )
         url = f"{base_url}boards/{pub.board}/manifest.json"
         try:
             r = s.put(url, data=pub.envelope, headers=headers, timeout=TIMEOUT)
         except requests.RequestException as e:
             raise PublishError(f"uploading the manifest to {url} failed: {e}") from None
         if r.status_code not in (201, 204):
-            raise PublishError(f"uploading the manifest to {url}: HTTP {r.status_code} {r.text.strip()}")
+            raise PublishError(
+                f"uploading the manifest to {url}: HTTP {r.status_code} {r.text.strip()}"
+            )

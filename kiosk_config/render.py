@@ -31,10 +31,7 @@ def _toml_value(value: Any) -> str:
 def render(result: LoadResult) -> str:
     """The effective config (or the raw merged values when invalid), annotated."""
     data: dict[str, Any]
-    if result.config is not None:
-        data = result.config.model_dump()
-    else:
-        data = result.raw
+    data = result.config.model_dump() if result.config is not None else result.raw
     by_key: dict[str, list[str]] = {}
     for p in result.problems:
         by_key.setdefault(p.key, []).append(f"{p.file}: {p.message}")

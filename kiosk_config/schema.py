@@ -81,7 +81,9 @@ class DisplayConfig(Section):
     ticker: bool = True
     image_fit: Literal["fit", "fill", "stretch"] = "fit"
     smooth_scaling: bool = True
-    on_hours: str = Field(default="", description="'HH:MM-HH:MM' when the screen is on; '' = always")
+    on_hours: str = Field(
+        default="", description="'HH:MM-HH:MM' when the screen is on; '' = always"
+    )
     volume: int = Field(default=80, ge=0, le=100)
     ticker_speed: int = Field(default=120, ge=10, le=2000, description="pixels per second")
 

@@ -16,19 +16,42 @@ OUT = ROOT / "assets" / "demo" / "media"
 FONT = ROOT / "assets" / "fonts" / "NotoSans-Bold.ttf"
 
 SLIDES = [
-    ("tiem-chung.jpg", (0, 94, 160), (0, 160, 200), "Tiêm chủng mở rộng", "Trạm Y tế xã — Thứ Bảy hằng tuần"),
-    ("ve-sinh.jpg", (20, 120, 60), (120, 180, 60), "Ngày hội vệ sinh môi trường", "Toàn dân cùng tham gia — 7 giờ sáng Chủ Nhật"),
-    ("phong-chong-lu.jpg", (150, 60, 0), (230, 140, 30), "Phòng, chống lũ quét", "Chủ động sơ tán khỏi vùng nguy hiểm"),
+    (
+        "tiem-chung.jpg",
+        (0, 94, 160),
+        (0, 160, 200),
+        "Tiêm chủng mở rộng",
+        "Trạm Y tế xã — Thứ Bảy hằng tuần",
+    ),
+    (
+        "ve-sinh.jpg",
+        (20, 120, 60),
+        (120, 180, 60),
+        "Ngày hội vệ sinh môi trường",
+        "Toàn dân cùng tham gia — 7 giờ sáng Chủ Nhật",
+    ),
+    (
+        "phong-chong-lu.jpg",
+        (150, 60, 0),
+        (230, 140, 30),
+        "Phòng, chống lũ quét",
+        "Chủ động sơ tán khỏi vùng nguy hiểm",
+    ),
 ]
 
 
-def slide(name: str, top: tuple[int, int, int], bottom: tuple[int, int, int], title: str, sub: str) -> None:
+def slide(
+    name: str, top: tuple[int, int, int], bottom: tuple[int, int, int], title: str, sub: str
+) -> None:
     w, h = 1280, 720
     img = Image.new("RGB", (w, h))
     draw = ImageDraw.Draw(img)
     for y in range(h):
         t = y / h
-        draw.line([(0, y), (w, y)], fill=tuple(int(a + (b - a) * t) for a, b in zip(top, bottom, strict=True)))
+        draw.line(
+            [(0, y), (w, y)],
+            fill=tuple(int(a + (b - a) * t) for a, b in zip(top, bottom, strict=True)),
+        )
     big = ImageFont.truetype(str(FONT), 72)
     small = ImageFont.truetype(str(FONT), 40)
     draw.text((w // 2, h // 2 - 50), title, font=big, fill="white", anchor="mm")
@@ -38,11 +61,34 @@ def slide(name: str, top: tuple[int, int, int], bottom: tuple[int, int, int], ti
 
 def clip() -> None:
     subprocess.run(
-        ["ffmpeg", "-y", "-loglevel", "error", "-f", "lavfi", "-i",
-         "testsrc2=size=640x360:rate=25:duration=6", "-f", "lavfi", "-i",
-         "sine=frequency=440:duration=6", "-c:v", "libx264", "-pix_fmt", "yuv420p",
-         "-preset", "veryslow", "-crf", "32", "-c:a", "aac", "-b:a", "48k", "-shortest",
-         str(OUT / "clip-demo.mp4")],
+        [
+            "ffmpeg",
+            "-y",
+            "-loglevel",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=640x360:rate=25:duration=6",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:duration=6",
+            "-c:v",
+            "libx264",
+            "-pix_fmt",
+            "yuv420p",
+            "-preset",
+            "veryslow",
+            "-crf",
+            "32",
+            "-c:a",
+            "aac",
+            "-b:a",
+            "48k",
+            "-shortest",
+            str(OUT / "clip-demo.mp4"),
+        ],
         check=True,
     )
 

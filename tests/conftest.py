@@ -14,7 +14,9 @@ sys.path.insert(0, str(ROOT))
 
 
 @pytest.fixture(autouse=True)
-def _isolated_etc(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+def _isolated_etc(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Path:
     """Point EBOARD_ETC at an empty folder so tests never read the box's real config."""
     etc = tmp_path_factory.mktemp("etc-eboard")
     monkeypatch.setenv("EBOARD_ETC", str(etc))

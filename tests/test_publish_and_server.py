@@ -94,14 +94,18 @@ def test_publish_to_folder_writes_media_and_signed_manifest(
     assert m.board == BOARD and m.version == pub.version
     image, text = m.playlists[0].items
     assert image.type == "image" and image.media in m.media
-    assert (tmp_path / "out" / "media" / image.media).read_bytes() == (tmp_path / "red.png").read_bytes()
+    assert (tmp_path / "out" / "media" / image.media).read_bytes() == (
+        tmp_path / "red.png"
+    ).read_bytes()
     assert text.type == "text" and text.title == "THÔNG BÁO"
     assert m.playlists[0].schedule.start is not None
     assert m.playlists[0].schedule.start.utcoffset().total_seconds() == 7 * 3600  # type: ignore[union-attr]
     assert m.ticker[0].text == "Dòng chữ chạy"
 
 
-def test_publish_refuses_bad_playlist_with_reason(keypair: tuple[Path, Path], tmp_path: Path) -> None:
+def test_publish_refuses_bad_playlist_with_reason(
+    keypair: tuple[Path, Path], tmp_path: Path
+) -> None:
     bad = tmp_path / "bad.toml"
     bad.write_text('[[playlists]]\nid="p"\n[[playlists.items]]\nfile="missing.jpg"\n')
     with pytest.raises(PublishError, match="missing.jpg not found"):
@@ -120,7 +124,9 @@ def test_server_static_part_conditional_and_range(
     r = requests.get(f"{base}boards/{BOARD}/manifest.json", timeout=5)
     assert r.status_code == 200 and r.content == pub.envelope
     etag = r.headers["ETag"]
-    r2 = requests.get(f"{base}boards/{BOARD}/manifest.json", headers={"If-None-Match": etag}, timeout=5)
+    r2 = requests.get(
+        f"{base}boards/{BOARD}/manifest.json", headers={"If-None-Match": etag}, timeout=5
+    )
     assert r2.status_code == 304 and r2.content == b""
     sha = next(iter(pub.media))
     r3 = requests.get(f"{base}media/{sha}", headers={"Range": "bytes=10-19"}, timeout=5)
@@ -139,12 +145,17 @@ def test_server_write_endpoints_refuse_missing_or_wrong_token(
     assert not (data / "boards").exists()
     r = requests.post(f"{base}boards/{BOARD}/status", json={"a": 1}, timeout=5)
     assert r.status_code == 401
-    r = requests.post(f"{base}boards/{BOARD}/status", json={"a": 1}, timeout=5,
-                      headers={"Authorization": "Bearer op-secret"})
+    r = requests.post(
+        f"{base}boards/{BOARD}/status",
+        json={"a": 1},
+        timeout=5,
+        headers={"Authorization": "Bearer op-secret"},
+    )
     assert r.status_code == 401
     sha = "0" * 64
-    r = requests.put(f"{base}media/{sha}", data=b"xyz", timeout=5,
-                     headers={"Authorization": "Bearer op-secret"})
+    r = requests.put(
+        f"{base}media/{sha}", data=b"xyz", timeout=5, headers={"Authorization": "Bearer op-secret"}
+    )
     assert r.status_code == 400 and "do not match" in r.text
 
 
@@ -153,8 +164,9 @@ def test_status_is_stored_and_events_wake_a_long_poll(
 ) -> None:
     base, data, tokens = server
     auth = {"Authorization": "Bearer board-secret"}
-    r = requests.post(f"{base}boards/{BOARD}/status", json={"board": BOARD, "x": "ố"},
-                      headers=auth, timeout=5)
+    r = requests.post(
+        f"{base}boards/{BOARD}/status", json={"board": BOARD, "x": "ố"}, headers=auth, timeout=5
+    )
     assert r.status_code == 200 and r.json()["commands"] == []
     boards = requests.get(f"{base}boards.json", timeout=5).json()
     assert boards[0]["board"] == BOARD and boards[0]["status"]["x"] == "ố"
@@ -165,8 +177,9 @@ def test_status_is_stored_and_events_wake_a_long_poll(
 
     def poll() -> None:
         t0 = time.monotonic()
-        resp = requests.get(f"{base}boards/{BOARD}/events?after={start}&wait=5",
-                            headers=auth, timeout=10)
+        resp = requests.get(
+            f"{base}boards/{BOARD}/events?after={start}&wait=5", headers=auth, timeout=10
+        )
         result["elapsed"] = time.monotonic() - t0
         result["body"] = resp.json()
 

@@ -9,7 +9,7 @@ from eboard.commands.common import add_config_option
 from kiosk_config import load, render
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("config", help="check and show the box's configuration")
     csub = p.add_subparsers(dest="config_command", metavar="ACTION", required=True)
     check = csub.add_parser(

@@ -9,7 +9,7 @@ from pathlib import Path
 from content_sync.keys import KeyFileError, generate
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("keys", help="manage signing keys")
     ksub = p.add_subparsers(dest="keys_command", metavar="ACTION", required=True)
     gen = ksub.add_parser(

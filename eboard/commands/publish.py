@@ -11,7 +11,7 @@ from content_sync.publish import PublishError, manifest_version_in, prepare, wri
 from kiosk_config import SecretFileError, read_token
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "publish",
         help="sign a playlist file (TOML) for a board and publish it with its media "
