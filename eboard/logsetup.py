@@ -160,4 +160,8 @@ def setup_logging(verbose: bool = False, level: int | None = None,
     if level is None:
         level = logging.DEBUG if verbose else logging.INFO
     root.setLevel(level)
+    # Libraries that log every tick (each scheduled job run, each request) would drown
+    # the transitions our own modules record; keep their warnings only.
+    for noisy in ("apscheduler", "waitress.queue", "urllib3.connectionpool"):
+        logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
     return handler
