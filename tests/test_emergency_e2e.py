@@ -131,6 +131,7 @@ class Chain:
     tmp: Path
     url: str
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    check_log: bool = True  # no traceback in the sync daemon's log
 
     @property
     def key(self) -> Path:
@@ -144,7 +145,7 @@ class Chain:
                "--board", BOARD, "--key", str(self.key), str(path))
         return time.time()
 
-    def config(self, display: str = "", extra: str = "") -> Path:
+    def config(self, display: str = "", extra: str = "", source: str = "") -> Path:
         path = self.tmp / "eboard.toml"
         path.write_text(f"""
 [board]
@@ -156,6 +157,7 @@ token_file = "board.token"
 trusted_keys = ["keys/eboard-signing.pub"]
 poll_interval = 3600
 long_poll = true
+{source}
 [cache]
 dir = "cache"
 [display]
@@ -215,7 +217,7 @@ def chain(tmp_path: Path) -> Iterator[Chain]:
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
-    assert "Traceback" not in c.sync_log(), c.sync_log()
+    assert not c.check_log or "Traceback" not in c.sync_log(), c.sync_log()
 
 
 def active_version(config_path: Path) -> int:
