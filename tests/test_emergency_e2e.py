@@ -367,11 +367,18 @@ def test_emergency_wakes_a_screen_blanked_by_on_hours(chain: Chain, qtbot: Any) 
     assert share_of(window.grab().toImage(), (0, 0, 0), tol=8) > 0.95
     assert wait_for(lambda: "events long-poll connected" in chain.sync_log(), 20)
 
+    def screen_state() -> str | None:
+        return (chain.last_status().get("screen") or {}).get("state")
+
+    assert wait_for(lambda: screen_state() == "blanked_by_schedule", 20), chain.last_status()
+
     chain.publish(emergency_toml(risk_level=4))
     qtbot.waitUntil(lambda: window.mode == "emergency", timeout=20000)
     qtbot.waitUntil(lambda: red_share(window) > 0.6, timeout=5000)
     assert wait_for(lambda: (player_status(cfg).get("screen") or {}).get("blanked") is False
                     and player_status(cfg).get("state") == "emergency", 10)
+    # The province sees the screen on, carrying the emergency.
+    assert wait_for(lambda: screen_state() == "on", 20), chain.last_status()
 
     chain.publish(NORMAL_TOML)  # withdrawn: the power schedule blanks the screen again
     qtbot.waitUntil(lambda: window.mode == "blanked", timeout=20000)
