@@ -60,7 +60,8 @@ def run(config: Config, duration: float | None = None, screenshot_dir: Path | No
     app.setApplicationName("eboard-player")
     window = PlayerWindow(config)
     window.content_painted.connect(
-        lambda t: log.info("first content on screen %.0f ms after start", (t - t0) * 1000))
+        lambda t: log.info("first content on screen %.0f ms after start (monotonic %.4f)",
+                           (t - t0) * 1000, t))
     window.show_on_screen()
     shots = (_Screenshots(window, screenshot_dir, screenshot_interval)
              if screenshot_dir is not None else None)

@@ -129,7 +129,7 @@ class Canvas(QWidget):
             if not self._frame.isActive():
                 screen = self.screen() or QGuiApplication.primaryScreen()
                 hz = screen.refreshRate() if screen is not None else 60.0
-                self._frame.setInterval(max(4, round(1000 / (hz if hz >= 20 else 60.0))))
+                self._frame.setInterval(max(4, int(1000 / (hz if hz >= 20 else 60.0))))
                 self._ticker.reset_stats()
                 self._frame.start()
         else:

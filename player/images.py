@@ -59,7 +59,7 @@ def load_scaled(path: Path, width: int, height: int, fit: str, smooth: bool) -> 
 class ImageCache:
     """Scaled images by (media, size, fit, smooth), least recently used out first."""
 
-    def __init__(self, max_bytes: int = 96 * 1024 * 1024) -> None:
+    def __init__(self, max_bytes: int = 64 * 1024 * 1024) -> None:
         self.max_bytes = max_bytes
         self._items: OrderedDict[Key, QImage] = OrderedDict()
         self._bytes = 0

@@ -27,7 +27,7 @@ def mode_of(choice: Choice | None) -> str:
 
 
 class Stage:
-    def __init__(self, config: Config, max_slides: int = 12) -> None:
+    def __init__(self, config: Config, max_slides: int = 6) -> None:
         self.config = config
         self.images = ImageCache()
         self.prefetcher = Prefetcher(self.images)
