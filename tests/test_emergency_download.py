@@ -73,7 +73,7 @@ duration = 5
 """)
     try:
         assert wait_for(lambda: pending(cfg) is not None, 20), chain.sync_log()  # downloading
-        qtbot.waitUntil(lambda: window.mode == "emergency", timeout=10000)
+        qtbot.waitUntil(lambda: window.mode == "emergency", timeout=6000)
         assert pending(cfg) is not None  # on screen while the picture still downloads
     finally:
         os.killpg(sync.pid, signal.SIGKILL)

@@ -334,7 +334,7 @@ def test_emergency_whose_schedule_ends_leaves_by_itself(chain: Chain, qtbot: Any
     qtbot.waitUntil(lambda: window.mode == "normal", timeout=15000)
     assert wait_for(lambda: "events long-poll connected" in chain.sync_log(), 20)
 
-    end = datetime.now(VN).replace(microsecond=0) + timedelta(seconds=10)
+    end = datetime.now(VN).replace(microsecond=0) + timedelta(seconds=6)
     chain.publish(emergency_toml(risk_level=5, end=end))
     qtbot.waitUntil(lambda: window.mode == "emergency", timeout=9000)
     version = active_version(cfg)
