@@ -13,7 +13,9 @@ from PySide6.QtCore import QTimer
 from PySide6.QtGui import QGuiApplication, QPixmap
 from PySide6.QtWidgets import QApplication
 
+from content_sync import store
 from kiosk_config import Config
+from player import capture, watchdog
 from player.window import PlayerWindow
 
 log = logging.getLogger(__name__)
@@ -62,6 +64,12 @@ def run(config: Config, duration: float | None = None, screenshot_dir: Path | No
     window.content_painted.connect(
         lambda t: log.info("first content on screen %.0f ms after start (monotonic %.4f)",
                            (t - t0) * 1000, t))
+    requests_conn = store.connect(config.db_path)
+    capture.apply_forced_off_at_start(requests_conn, window)
+    capture.install_request_poller(window, requests_conn, config.cache_dir,
+                                   config.status.screenshot_width)
+    watchdog.start_watchdog(window)
+    window.first_frame.connect(lambda: watchdog.notify_ready())
     window.show_on_screen()
     shots = (_Screenshots(window, screenshot_dir, screenshot_interval)
              if screenshot_dir is not None else None)
@@ -83,7 +91,9 @@ def run(config: Config, duration: float | None = None, screenshot_dir: Path | No
     try:
         rc = app.exec()
     finally:
+        watchdog.notify_stopping()
         window.shutdown()
+        requests_conn.close()
         window.close()
         for s, h in old.items():
             signal.signal(s, h)

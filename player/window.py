@@ -44,6 +44,7 @@ class PlayerWindow(Canvas):
     item_started = Signal(str, str)  # playlist id, item id
     idle_shown = Signal()
     content_painted = Signal(float)  # monotonic time of the first frame with content
+    first_frame = Signal()  # the first frame of anything (idle screen included)
 
     def __init__(self, config: Config, parent: QWidget | None = None,
                  clock: Callable[[], datetime] | None = None) -> None:
@@ -64,6 +65,9 @@ class PlayerWindow(Canvas):
         self._current: Choice | None = None
         self._record: PlayRecord | None = None
         self._pending: tuple[str, look.Zones, str] | None = None
+        self._outgoing: tuple[PlayRecord, str] | None = None
+        self._forced_off = False
+        self._any_frame = False
         self._item_end: float | None = None
         self._next_change: datetime | None = None
         self._dpms = False
@@ -90,6 +94,13 @@ class PlayerWindow(Canvas):
     def check_now(self) -> None:
         """Re-read the database and re-decide at once."""
         self._tick(force=True)
+
+    def set_forced_off(self, off: bool) -> None:
+        """Screen off (or back on) by an operator's command; an emergency still shows."""
+        if off != self._forced_off:
+            self._forced_off = off
+            log.info("screen switched %s by command", "off" if off else "on")
+            self._tick()
 
     @property
     def current(self) -> Choice | None:
@@ -123,7 +134,8 @@ class PlayerWindow(Canvas):
             "generation": self._content.generation,
             "screen": {"width": self.width(), "height": self.height(), "x": self.x(),
                        "y": self.y(), "rotation": self.config.display.rotation,
-                       "blanked": self._blanked, "dpms_off": self._dpms},
+                       "blanked": self._blanked, "dpms_off": self._dpms,
+                       "forced_off": self._forced_off},
             "frames": self._ticker.frame_stats(),
             "clock": {"ok": ok, "reason": why, "jumps": self._clock_jumps,
                       "timezone": self.config.timezone},
@@ -142,6 +154,7 @@ class PlayerWindow(Canvas):
         self._frame.stop()
         self._video.stop()
         self._stage.prefetcher.shutdown()
+        self._release_outgoing()
         self._finish("played", "player stopped")
         data = self.status()
         data["state"] = "stopped"
@@ -217,7 +230,8 @@ class PlayerWindow(Canvas):
     def _power(self, now: datetime) -> bool:
         """Blank outside the on-hours unless an emergency is active; True = screen on."""
         pls = self._content.playlists
-        on = power.screen_on(self.config.display.on_hours, now.astimezone(self.config.tz))
+        on = not self._forced_off and power.screen_on(self.config.display.on_hours,
+                                                      now.astimezone(self.config.tz))
         if not on:
             on = top_class(pls, now, self.config.tz, self._available()) == "emergency"
         if on == (not self._blanked):
@@ -230,8 +244,11 @@ class PlayerWindow(Canvas):
                 self._dpms = False
             self._advance(now, "")
         else:
-            log.info("screen off until the on-hours %s", self.config.display.on_hours)
+            log.info("screen off (%s)", "by command" if self._forced_off
+                     else f"outside the on-hours {self.config.display.on_hours}")
             self._video.stop()
+            self._pending = None
+            self._release_outgoing()
             self._finish("played", "screen off")
             self._slide = None
             self.set_blanked(True)
@@ -252,6 +269,12 @@ class PlayerWindow(Canvas):
             self._writer.status(self.status())
 
     def _advance(self, now: datetime, detail: str) -> None:
+        # The item on screen stays there (and its record open) until the next picture
+        # replaces it: at once for a still, at the first frame for a clip.
+        if self._record is not None:  # (None while a clip is still opening)
+            self._release_outgoing()
+            self._outgoing = (self._record, detail)
+            self._record = None
         self._finish("played", detail)
         attempts = 1 + sum(len(pl.items) for pl in self._content.playlists)
         for _ in range(attempts):
@@ -261,8 +284,19 @@ class PlayerWindow(Canvas):
             if d.choice is None:
                 break
             if self._start(d.choice, now):
+                if self._pending is None:
+                    self._release_outgoing()
                 return
         self._show_idle(now)
+        self._release_outgoing()
+
+    def _release_outgoing(self) -> None:
+        """Close the record of the picture that has just left the screen."""
+        if self._outgoing is not None:
+            record, detail = self._outgoing
+            self._outgoing = None
+            self._writer.play(record.close("played", detail))
+            self._plays += 1
 
     def _ticker_text(self, mode: str, choice: Choice | None, now: datetime) -> str:
         if mode == "emergency" and choice is not None:
@@ -287,6 +321,7 @@ class PlayerWindow(Canvas):
         except ImageError as e:
             return self._skip(choice, str(e))
         self._video.stop()
+        self._pending = None
         self._emergency_risk = choice.playlist.risk_level
         self.set_scene(mode, zones, slide, text)
         self._begin(choice, choice.duration or 10.0)
@@ -344,6 +379,7 @@ class PlayerWindow(Canvas):
     def _show_idle(self, now: datetime) -> None:
         was_idle = self._mode == "idle" and self._slide is not None
         self._video.stop()
+        self._pending = None
         self._emergency_since = None
         text = self._ticker_text("idle", None, now)
         zones = self.zones_for("idle", text)
@@ -389,6 +425,9 @@ class PlayerWindow(Canvas):
             self.update(self._device_rect(self._zones.main))
 
     def _painted(self) -> None:
+        if not self._any_frame:
+            self._any_frame = True
+            self.first_frame.emit()
         if not self._first_content and self._current is not None and self._record is not None:
             self._first_content = True
             self.content_painted.emit(time.monotonic())
@@ -401,6 +440,7 @@ class PlayerWindow(Canvas):
         self._pending = None
         self._emergency_risk = choice.playlist.risk_level
         self.set_scene(mode, zones, None, text)
+        self._release_outgoing()
         self._begin(choice, choice.item.duration or length)
 
     def _video_failed(self, choice: Choice, reason: str) -> None:

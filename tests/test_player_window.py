@@ -206,3 +206,35 @@ def test_the_next_image_is_ready_before_the_switch(qtbot: QtBot, board: Board) -
     # Decoded and scaled on the worker thread while the text is still on screen.
     qtbot.waitUntil(lambda: len(w._stage.images) == 1, timeout=5000)
     assert w.current is not None and w.current.item.id == "t"
+
+
+def test_screen_off_by_command_and_an_emergency_still_shows(qtbot: QtBot, board: Board) -> None:
+    board.publish([playlist("n", [{"id": "n", "type": "text", "title": "Tin", "duration": 60}])])
+    w = open_window(qtbot, board)
+    wait_item(qtbot, w, "n")
+    w.set_forced_off(True)
+    assert w.mode == "blanked" and w.current is None
+    assert w.status()["screen"]["forced_off"] is True
+    board.publish([playlist("e", [{"id": "e", "type": "text", "title": "SẠT LỞ ĐẤT",
+                                   "duration": 60}], priority="emergency")])
+    qtbot.waitUntil(lambda: w.mode == "emergency", timeout=5000)
+    board.publish([playlist("n", [{"id": "n", "type": "text", "title": "Tin", "duration": 60}])])
+    qtbot.waitUntil(lambda: w.mode == "blanked", timeout=5000)
+    w.set_forced_off(False)
+    assert w.mode == "normal"
+
+
+def test_run_shows_saves_screenshots_and_stops_by_itself(qtbot: QtBot, board: Board,
+                                                         tmp_path: Path) -> None:
+    from player.app import run
+
+    board.publish([playlist("p", [{"id": "t", "type": "text", "title": "Xin chào",
+                                   "duration": 0.3}])])
+    shots = tmp_path / "shots"
+    assert run(board.config, duration=1.5, screenshot_dir=shots, screenshot_interval=0.5) == 0
+    pngs = sorted(shots.glob("*.png"))
+    assert len(pngs) >= 2
+    img = QImage(str(pngs[-1]))
+    assert (img.width(), img.height()) == (320, 180)
+    assert colour_share(img, hex_rgb(look.PALETTES["normal"].background)) > 0.3
+    assert sum(p["item_id"] == "t" for p in board.plays()) >= 2
