@@ -48,7 +48,7 @@ def _kill_loop(tmp_path: Path, iterations: int, seed: int) -> None:
     rnd = random.Random(seed)
     key, pubkey = make_keys(tmp_path / "keys")
     pub = Publisher(tmp_path / "src", key)
-    pool = [big_bmp(i, 300) for i in range(12)]  # about 270 KB each
+    pool = [big_bmp(i, 300) for i in range(8)]  # about 270 KB each, reused across versions
     with serve_wsgi(StaticApp(tmp_path / "src")) as served:
         # 4 Mbit/s: a version's downloads take about a second, so kills land mid-way.
         config = write_config(tmp_path, served.url, [pubkey], bandwidth_limit_kbps=4000,
@@ -57,8 +57,9 @@ def _kill_loop(tmp_path: Path, iterations: int, seed: int) -> None:
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         last, killed, partials = 0, 0, 0
         for i in range(iterations):
-            chosen = rnd.sample(range(len(pool)), 4)
-            pub.publish(i + 1, {f"m{j}": (pool[j], "image/bmp") for j in chosen})
+            media = {f"m{j}": (pool[j], "image/bmp") for j in rnd.sample(range(len(pool)), 2)}
+            media |= {f"new{j}": (big_bmp(1000 + 2 * i + j, 300), "image/bmp") for j in (0, 1)}
+            pub.publish(i + 1, media)  # two new files each time, so kills land mid-download
             p = subprocess.Popen([sys.executable, "-m", "eboard", "sync", "--once",
                                   "--config", str(cfg)], env=env, cwd=ROOT,
                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -75,7 +76,7 @@ def _kill_loop(tmp_path: Path, iterations: int, seed: int) -> None:
         assert r.returncode == 0, r.stderr
         assert _check(config.db_path, config.cache_dir, last) == iterations
         # The loop must really have cut syncs short, some of them mid-download.
-        assert killed >= iterations // 2 and partials >= 1, (killed, partials)
+        assert killed >= iterations // 3 and partials >= 1, (killed, partials)
 
 
 def test_kill_sync_at_random_points(tmp_path: Path) -> None:
