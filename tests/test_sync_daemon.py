@@ -218,3 +218,30 @@ def test_cli_unusable_cache_dir_is_one_clear_line(tmp_path: Path) -> None:
     r = _cli(tmp_path / "eboard.toml", "--once")
     assert r.returncode == 2 and "cannot use the cache" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+CAP_DOC = Path(__file__).resolve().parents[2] / "shared" / "data" / "cap" / \
+    "oasis-amber-alert.cap.xml"
+
+
+@pytest.mark.skipif(not CAP_DOC.exists(), reason="../shared/data/cap is not here (a fresh "
+                    "clone elsewhere); the CAP schedule test needs its example document")
+def test_daemon_schedules_the_cap_source_when_configured(tmp_path: Path) -> None:
+    from kiosk_config import load_config
+
+    key, pubkey = make_keys(tmp_path / "keys")
+    Publisher(tmp_path / "src", key).publish(1)
+    write_config(tmp_path, (tmp_path / "src").as_uri() + "/", [pubkey])
+    cfg = tmp_path / "eboard.toml"
+    cfg.write_text(cfg.read_text() + f'\n[cap]\nfeed_url = "{CAP_DOC.as_uri()}"\n'
+                   'area_names = ["Xã Pa Vệ Sủ"]\n')
+    config = load_config(cfg)
+    daemon = Daemon(config)
+    daemon.start()
+    try:
+        assert daemon.scheduler.get_job("cap") is not None
+        conn = store.connect(config.db_path)
+        assert wait_until(lambda: store.get_status(conn, "cap") is not None)
+        conn.close()
+    finally:
+        daemon.stop()
