@@ -79,7 +79,11 @@ class Daemon:
     def _poll(self) -> None:
         while not self.stopping.is_set():
             self._again.clear()
-            result = self.engine.sync_once()
+            try:
+                result = self.engine.sync_once()
+            except Exception as e:  # never let one bad run stop the polling for good
+                log.exception("sync run failed: %s; will retry with backoff", e)
+                result = SyncResult(SyncState.FAILED, f"sync run failed: {e}")
             self.last_result = result
             ok = result.state in (SyncState.UP_TO_DATE, SyncState.REFUSED, SyncState.BUSY)
             self.failures = 0 if ok else self.failures + 1
@@ -153,6 +157,16 @@ class Daemon:
         finally:
             conn.close()
 
+    def _events_main(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                self._events_loop()
+                return
+            except Exception as e:
+                log.exception("events long-poll stopped by %s; restarting it in %d s",
+                              e, int(RETRY_BASE_S * 4))
+                self.stopping.wait(RETRY_BASE_S * 4)
+
     def _events_loop(self) -> None:
         conn = store.connect(self.config.db_path)
         after = int(store.get_meta(conn, "sync.events_after") or 0)
@@ -212,7 +226,7 @@ class Daemon:
                                    seconds=int(cap_cfg.poll_interval))
         self.scheduler.start()
         if self.config.source.long_poll and self.source.has_events:
-            self._events_thread = threading.Thread(target=self._events_loop,
+            self._events_thread = threading.Thread(target=self._events_main,
                                                    name="eboard-events", daemon=True)
             self._events_thread.start()
         self.watchdog.start()

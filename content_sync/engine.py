@@ -38,6 +38,7 @@ class SyncState(StrEnum):
     SOURCE_ERROR = "source_error"  # the source answered, but wrongly (404, 401, 500 …)
     NO_SPACE = "no_space"        # disk full or cache quota too small
     BUSY = "busy"                # another sync process holds the lock
+    FAILED = "failed"            # the run itself failed (disk or database error, a bug)
 
 
 @dataclass

@@ -245,3 +245,25 @@ def test_daemon_schedules_the_cap_source_when_configured(tmp_path: Path) -> None
         conn.close()
     finally:
         daemon.stop()
+
+
+def test_a_failing_run_does_not_stop_the_polling(tmp_path: Path) -> None:
+    _, pubkey = make_keys(tmp_path / "keys")
+    config = write_config(tmp_path, "http://127.0.0.1:9/", [pubkey], poll_interval=5,
+                          long_poll=False, connect_timeout=1.0)
+    daemon = Daemon(config)
+    daemon.start()
+    cache = config.cache_dir
+    try:
+        assert wait_until(lambda: daemon.last_result is not None and
+                          daemon.last_result.state == SyncState.OFFLINE)
+        cache.rename(tmp_path / "moved")
+        cache.write_text("a file where the cache directory should be")  # a real OS error
+        assert wait_until(lambda: daemon.last_result is not None and
+                          daemon.last_result.state == SyncState.FAILED, timeout=30)
+        cache.unlink()
+        (tmp_path / "moved").rename(cache)
+        assert wait_until(lambda: daemon.last_result is not None and
+                          daemon.last_result.state == SyncState.OFFLINE, timeout=30)
+    finally:
+        daemon.stop()
