@@ -61,8 +61,8 @@ def test_emergency_starts_and_ends_on_its_schedule(qtbot: QtBot, board: Board,
     clock.now = datetime(2026, 11, 23, 12, 30, 0, tzinfo=VN)
     qtbot.waitUntil(lambda: w.mode == "normal", timeout=5000)
     assert w.current is not None and w.current.item.id == "n1"
-    details = [p["detail"] for p in board.plays()]
-    assert "preempted by emergency" in details
+    qtbot.waitUntil(lambda: "preempted by emergency" in [p["detail"] for p in board.plays()],
+                    timeout=5000)
 
 
 def test_priority_waits_for_the_item_on_screen(qtbot: QtBot, board: Board,
@@ -77,6 +77,7 @@ def test_priority_waits_for_the_item_on_screen(qtbot: QtBot, board: Board,
     w.check_now()
     assert w.current is not None and w.current.item.id == "n1"  # not cut short
     qtbot.waitUntil(lambda: w.current is not None and w.current.item.id == "p1", timeout=5000)
+    qtbot.waitUntil(lambda: len(board.plays()) >= 1, timeout=5000)  # written off-thread
     first = board.plays()[0]
     assert first["item_id"] == "n1" and first["detail"] == ""
 
@@ -99,7 +100,8 @@ def test_screen_blanks_outside_on_hours_and_an_emergency_wakes_it(
     qtbot.waitUntil(lambda: w.mode == "blanked", timeout=5000)
     clock.now = datetime(2026, 11, 24, 6, 0, tzinfo=VN)
     qtbot.waitUntil(lambda: w.mode == "normal", timeout=5000)
-    assert any(p["detail"] == "screen off" for p in board.plays())
+    qtbot.waitUntil(lambda: any(p["detail"] == "screen off" for p in board.plays()),
+                    timeout=5000)
 
 
 def test_a_clock_jump_is_noticed_and_reported(qtbot: QtBot, board: Board,
