@@ -42,6 +42,7 @@ RETRY_BASE_S = 15.0
 RETRY_CAP_S = 900.0
 EVENTS_WAIT_S = 25.0
 EVENTS_RECHECK_S = 600.0
+STARTUP_SPREAD_S = 15.0
 SCREENSHOT_CHECK_S = 5
 
 
@@ -211,7 +212,11 @@ class Daemon:
 
     def start(self) -> None:
         now = datetime.now()
-        self.scheduler.add_job(self._poll, "date", id="poll", run_date=now)
+        # After a province-wide power cut every box boots at once: spread the first poll.
+        spread = min(STARTUP_SPREAD_S, self.config.source.poll_interval
+                     * self.config.source.poll_jitter)
+        self.scheduler.add_job(self._poll, "date", id="poll",
+                               run_date=now + timedelta(seconds=random.uniform(0, spread)))
         hb = self.config.status.heartbeat_interval
         if self.source.has_events:
             self.scheduler.add_job(self._heartbeat, "interval", id="heartbeat", seconds=hb,

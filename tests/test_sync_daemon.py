@@ -68,7 +68,7 @@ def test_long_poll_brings_a_publish_at_once_and_heartbeat_arrives(
     token_file.write_text(token)
     token_file.chmod(0o600)
     # An hour between polls: only the long-poll can bring version 2 within the test.
-    config = write_config(tmp_path, url, [pubkey], poll_interval=3600,
+    config = write_config(tmp_path, url, [pubkey], poll_interval=3600, poll_jitter=0.0,
                           token_file=str(token_file))
     daemon = Daemon(config)
     daemon.start()

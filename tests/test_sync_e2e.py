@@ -54,7 +54,8 @@ def test_publish_serve_sync_daemon_and_status(tmp_path: Path) -> None:
     try:
         assert wait_until(lambda: _up(url), timeout=20)
         config = write_config(tmp_path, url, [tmp_path / "keys" / "eboard-signing.pub"],
-                              token_file=str(token_file), poll_interval=3600)
+                              token_file=str(token_file), poll_interval=3600,
+                              poll_jitter=0.0)
         cfg = str(tmp_path / "eboard.toml")
         r = eboard("sync", "--once", "--config", cfg)
         assert "up to date" in r.stdout
