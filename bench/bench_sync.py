@@ -11,6 +11,7 @@
 4. ``resume``: a 50 MB file whose connection is cut at 50 %: bytes fetched beyond the
    file's size.
 5. ``parse``: a 10,000-item manifest: verify + parse + diff (and json.loads alone).
+6. ``push``: publish → active through the reference server's events long-poll.
 
 Needs nginx, curl and wget (Debian packages nginx-light, curl, wget).
 """
@@ -255,6 +256,50 @@ def _poll_reference(work: Path, pub: Publisher, pubkey: Path) -> dict:
         srv.wait(timeout=10)
 
 
+def bench_push(work: Path, key: Any, pubkey: Path, rounds: int = 5) -> dict:
+    """Publish → active on the board, through the events long-poll of the reference
+    server (poll interval an hour, so only the push can bring it)."""
+    from content_sync.daemon import Daemon
+
+    pub = Publisher(work / "src-push", key)
+    pub.publish(1)
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    tokens, token = work / "push-tokens.toml", work / "push.token"
+    tokens.write_text(f'[boards]\n"{BOARD}" = "push-token"\n')
+    token.write_text("push-token\n")
+    token.chmod(0o600)
+    srv = subprocess.Popen([sys.executable, "-m", "eboard", "serve-source", "--data",
+                            str(pub.root), "--port", str(port), "--tokens", str(tokens)],
+                           env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    d = work / "push"
+    d.mkdir()
+    try:
+        assert wait_until(lambda: _connectable(port), timeout=20)
+        config = write_config(d, f"http://127.0.0.1:{port}/", [pubkey], poll_interval=3600,
+                              poll_jitter=0.0, token_file=str(token))
+        daemon = Daemon(config)
+        daemon.start()
+        conn = store.connect(config.db_path)
+        try:
+            assert wait_until(lambda: store.active_version(conn) == 1)
+            time.sleep(1)  # the long-poll is waiting
+            times = []
+            for v in range(2, rounds + 2):
+                t = time.perf_counter()
+                pub.publish(v, {"a": (bmp(v, 200_000), "image/bmp")})
+                assert wait_until(lambda v=v: store.active_version(conn) == v, step=0.01)
+                times.append(time.perf_counter() - t)
+        finally:
+            daemon.stop()
+            conn.close()
+        return {"publish_to_active_s_median": round(statistics.median(times), 3),
+                "max_s": round(max(times), 3), "rounds": rounds}
+    finally:
+        srv.terminate()
+        srv.wait(timeout=10)
+
+
 def bench_first_sync(work: Path, pub: Publisher, pubkey: Path, shas: list[str],
                      rate: float = 0, rounds: int = 3) -> dict:
     """``rate`` > 0: through a proxy that caps the link at that many bytes per second."""
@@ -358,7 +403,7 @@ def bench_parse(work: Path, key: Any, pubkey: Path, items: int = 10_000) -> dict
 
 
 def main(argv: list[str]) -> int:
-    which = set(argv) or {"poll", "first", "wget", "resume", "parse"}
+    which = set(argv) or {"poll", "first", "wget", "resume", "parse", "push"}
     results: dict[str, Any] = {"python": sys.version.split()[0], "cpus": os.cpu_count()}
     with tempfile.TemporaryDirectory(prefix="eboard-bench-") as tmp:
         work = Path(tmp)
@@ -380,6 +425,8 @@ def main(argv: list[str]) -> int:
                 work, pub, pubkey, shas, rate=100e6 / 8, rounds=1)
         if "resume" in which:
             results["resume_50MB_cut_at_half"] = bench_resume(work, key, pubkey)
+        if "push" in which:
+            results["push_by_long_poll"] = bench_push(work, key, pubkey)
         if "parse" in which:
             results["manifest_10000_items"] = bench_parse(work, key, pubkey)
     print(json.dumps(results, indent=2))
