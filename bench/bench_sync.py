@@ -256,6 +256,10 @@ def _poll_reference(work: Path, pub: Publisher, pubkey: Path) -> dict:
         srv.wait(timeout=10)
 
 
+def _is_active(conn: Any, version: int) -> bool:
+    return store.active_version(conn) == version
+
+
 def bench_push(work: Path, key: Any, pubkey: Path, rounds: int = 5) -> dict:
     """Publish → active on the board, through the events long-poll of the reference
     server (poll interval an hour, so only the push can bring it)."""
@@ -288,7 +292,7 @@ def bench_push(work: Path, key: Any, pubkey: Path, rounds: int = 5) -> dict:
             for v in range(2, rounds + 2):
                 t = time.perf_counter()
                 pub.publish(v, {"a": (bmp(v, 200_000), "image/bmp")})
-                assert wait_until(lambda v=v: store.active_version(conn) == v, step=0.01)
+                assert wait_until(functools.partial(_is_active, conn, v), step=0.01)
                 times.append(time.perf_counter() - t)
         finally:
             daemon.stop()
