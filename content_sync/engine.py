@@ -266,7 +266,7 @@ class Engine:
             "last_success": now if r.ok else previous.get("last_success"),
             "last_error": previous.get("last_error") if r.ok else r.reason,
             "last_error_at": previous.get("last_error_at") if r.ok else now,
-            "errors": r.errors[:10],
+            "errors": (r.errors or ([] if r.ok or not r.reason else [r.reason]))[:10],
             "clock_skew_s": r.clock_skew_s,
             "clock_warning": (clock_warning(r.clock_skew_s) if r.clock_skew_s is not None
                               and abs(r.clock_skew_s) > SKEW_WARN_S else None),

@@ -116,6 +116,8 @@ def test_forged_signature_is_refused_and_old_content_stays(env: Env, tmp_path: P
     assert env.app.log.paths("/media/") == [f"/media/{sha256(png(1))}"]  # nothing fetched
     refusals = store.recent_refusals(env.conn)
     assert len(refusals) == 1 and "signature" in refusals[0]["reason"]
+    status = store.get_status(env.conn, "sync")  # what the heartbeat reports
+    assert status and "signature" in status["errors"][0] and "signature" in status["last_error"]
     env.sync()  # the same refusal again: recorded (and logged) once
     assert len(store.recent_refusals(env.conn)) == 1
 
