@@ -238,3 +238,38 @@ def test_run_shows_saves_screenshots_and_stops_by_itself(qtbot: QtBot, board: Bo
     assert (img.width(), img.height()) == (320, 180)
     assert colour_share(img, hex_rgb(look.PALETTES["normal"].background)) > 0.3
     assert sum(p["item_id"] == "t" for p in board.plays()) >= 2
+
+
+def test_play_stops_cleanly_on_sigterm(board: Board, tmp_path: Path) -> None:
+    import os
+    import signal
+    import time
+
+    board.publish([playlist("p", [{"id": "t", "type": "text", "title": "Chào", "duration": 60}])])
+    conf = tmp_path / "eboard.toml"
+    conf.write_text(f'[cache]\ndir = "{board.config.cache.dir}"\n[display]\n'
+                    'geometry = "320x180+0+0"\n', encoding="utf-8")
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
+    proc = subprocess.Popen([sys.executable, "-m", "eboard", "play", "--config", str(conf)],
+                            cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and (board.status() or {}).get("state") != "normal":
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err[-2000:]
+    last = board.plays()[-1]
+    assert last["item_id"] == "t" and last["detail"] == "player stopped"
+    assert (board.status() or {}).get("state") == "stopped"
+
+
+def test_play_says_what_to_do_when_the_cache_is_not_writable(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    conf = tmp_path / "eboard.toml"
+    conf.write_text(f'[cache]\ndir = "{blocker / "cache"}"\n', encoding="utf-8")
+    res = subprocess.run([sys.executable, "-m", "eboard", "play", "--config", str(conf)],
+                         cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert res.returncode == 1
+    assert "cannot open the database" in res.stderr and "cache.dir" in res.stderr
+    assert "Traceback" not in res.stderr

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import sqlite3
+import sys
 from pathlib import Path
 
 from eboard.commands.common import add_config_option, config_or_exit
@@ -38,6 +40,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     config = config_or_exit(args)
+    try:
+        from content_sync import store
+
+        store.connect(config.db_path).close()
+    except (OSError, sqlite3.Error) as e:
+        print(f"eboard play: cannot open the database {config.db_path}: {e}. Check cache.dir "
+              "and that this user may write there (the player records proof of play).",
+              file=sys.stderr)
+        return 1
     from player.app import run
 
     return run(config, duration=args.duration, screenshot_dir=args.screenshot_dir,
