@@ -21,6 +21,7 @@ from content_sync.engine import SyncResult, SyncState
 from content_sync.server.app import create_app
 from content_sync.server.db import ServerDB
 from content_sync.server.tokens import Tokens
+from kiosk_config import load_config
 from tests.sync_helpers import (
     BOARD,
     Publisher,
@@ -68,8 +69,11 @@ def test_long_poll_brings_a_publish_at_once_and_heartbeat_arrives(
     token_file.write_text(token)
     token_file.chmod(0o600)
     # An hour between polls: only the long-poll can bring version 2 within the test.
-    config = write_config(tmp_path, url, [pubkey], poll_interval=3600, poll_jitter=0.0,
-                          token_file=str(token_file))
+    write_config(tmp_path, url, [pubkey], poll_interval=3600, poll_jitter=0.0,
+                 token_file=str(token_file))
+    cfg = tmp_path / "eboard.toml"
+    cfg.write_text(cfg.read_text() + "\n[status]\nheartbeat_interval = 5\n")
+    config = load_config(cfg)
     daemon = Daemon(config)
     daemon.start()
     try:
@@ -78,6 +82,16 @@ def test_long_poll_brings_a_publish_at_once_and_heartbeat_arrives(
         assert wait_until(lambda: any(b.get("board") == BOARD for b in db.boards()))
         pub.publish(2, {"b": (png(2), "image/png")})
         assert wait_until(lambda: _version(config.db_path) == 2, timeout=20)
+        # A forged version 3: refused, and the refusal reaches the province by heartbeat.
+        stranger, _ = make_keys(tmp_path / "stranger")
+        pub.write(pub.manifest(3), key=stranger)
+
+        def reported() -> bool:
+            last = db.boards()[0].get("status") or {}
+            return any("no valid signature" in e for e in last.get("sync", {}).get("errors", []))
+
+        assert wait_until(reported, timeout=20)
+        assert _version(config.db_path) == 2
     finally:
         daemon.stop()
     conn = store.connect(config.db_path)
