@@ -16,10 +16,13 @@ from typing import Any, Protocol
 from urllib.parse import unquote, urljoin, urlsplit
 
 import requests
+import urllib3
 
 from content_sync import download
 from content_sync.http import make_session
 from kiosk_config import Config
+
+MAX_MANIFEST_BYTES = 32 * 1024 * 1024  # 10,000 items take about 3 MB
 
 
 class SourceUnreachable(Exception):
@@ -104,8 +107,9 @@ class HttpSource:
             headers["If-None-Match"] = validators["etag"]
         if validators.get("last_modified"):
             headers["If-Modified-Since"] = validators["last_modified"]
-        r = self._get(path, headers=headers)
+        r = self._get(path, headers=headers, stream=True)
         date = _parse_date(r.headers.get("Date"))
+        body = _read_capped(r, MAX_MANIFEST_BYTES if r.status_code == 200 else 65536)
         if r.status_code == 304:
             return Fetched(False, b"", validators, date)
         if r.status_code == 404:
@@ -116,9 +120,17 @@ class HttpSource:
                               "source.token_file holds this board's token")
         if r.status_code != 200:
             raise SourceError(f"{r.url} answered HTTP {r.status_code} {r.reason}")
+        if len(body) > MAX_MANIFEST_BYTES:
+            raise SourceError(f"{r.url} is larger than {MAX_MANIFEST_BYTES >> 20} MB; "
+                              "not a manifest this board will read")
+        if "html" in r.headers.get("Content-Type", "") and \
+                not body.lstrip().startswith(b"{"):
+            raise SourceError(f"{r.url} answered a web page (HTML), not a signed manifest: a "
+                              "captive portal or proxy login on this network, or a wrong "
+                              "source.url; open that URL in a browser on the same network")
         new = {"etag": r.headers.get("ETag", ""),
                "last_modified": r.headers.get("Last-Modified", "")}
-        return Fetched(True, r.content, new, date)
+        return Fetched(True, body, new, date)
 
     def fetch_media(self, cache_dir: Path, sha: str, size: int,
                     limiter: download.RateLimiter | None,
@@ -187,6 +199,9 @@ class FileSource:
         path = self.root / "boards" / board / "manifest.json"
         try:
             st = path.stat()
+            if st.st_size > MAX_MANIFEST_BYTES:
+                raise SourceError(f"{path} is larger than {MAX_MANIFEST_BYTES >> 20} MB; "
+                                  "not a manifest this board will read")
             tag = f"{st.st_mtime_ns}-{st.st_size}-{st.st_ino}"
             if validators.get("etag") == tag:
                 return Fetched(False, b"", validators)
@@ -214,6 +229,23 @@ class FileSource:
 
     def close(self) -> None:
         pass
+
+
+def _read_capped(r: requests.Response, cap: int) -> bytes:
+    """At most ``cap`` + 1 bytes of the body; a body read to its end leaves the
+    connection in the pool (no new TCP or TLS handshake at the next poll)."""
+    parts, n = [], 0
+    try:
+        for chunk in r.iter_content(65536):
+            parts.append(chunk)
+            n += len(chunk)
+            if n > cap:
+                break
+    except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as e:
+        raise SourceUnreachable(f"reading {r.url} failed: {_short(e)}") from None
+    finally:
+        r.close()
+    return b"".join(parts)
 
 
 def _short(e: Exception) -> str:

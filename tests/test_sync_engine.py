@@ -293,3 +293,15 @@ def test_files_left_without_rows_are_adopted_by_hash_or_replaced(env: Env) -> No
     assert env.app.log.paths("/media/") == [f"/media/{sha256(bad)}"]  # good one not refetched
     assert active_media_complete(env.conn, env.config.cache_dir)
     assert not (mdir / ("0" * 64)).exists()
+
+
+def test_oversized_manifest_is_not_read_into_memory(env: Env, tmp_path: Path) -> None:
+    path = env.pub.root / "boards" / BOARD / "manifest.json"
+    path.parent.mkdir(parents=True)
+    with open(path, "wb") as f:
+        f.truncate(33 * 1024 * 1024)  # sparse: a 33 MB "manifest"
+    r = env.sync()
+    assert r.state == SyncState.SOURCE_ERROR and "larger than 32 MB" in r.reason
+    config = write_config(tmp_path, env.pub.root.as_uri() + "/", [env.pubkey])
+    r = Engine(config, env.conn).sync_once()
+    assert r.state == SyncState.SOURCE_ERROR and "larger than 32 MB" in r.reason
