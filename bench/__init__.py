@@ -1,0 +1,1 @@
+"""eboard benchmarks: each ``bench_*.py`` here is a script; ``python -m bench`` runs them."""
