@@ -260,6 +260,7 @@ def wait_until(cond: Callable[[], bool], timeout: float = 30.0, step: float = 0.
 # - ``ok``: 200, or 206 for ``Range: bytes=N-`` (honouring ``If-Range`` against the ETag)
 # - ``cut:F``: send headers for the whole body, then only the fraction F of it, and close
 # - ``short_cl``: Content-Length 100 bytes above the body; send the body and close
+# - ``small_cl``: Content-Length 100 bytes below the body; send the whole body and close
 # - ``status:N``: answer HTTP N with a tiny body
 # - ``drip:N``: send N bytes every 0.2 s
 # - ``redirect:URL``: 302 to URL + the request path
@@ -329,9 +330,9 @@ class Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
         self.send_header("ETag", etag)
         self.send_header("Accept-Ranges", "bytes")
-        extra = 100 if kind == "short_cl" else 0
+        extra = {"short_cl": 100, "small_cl": -100}.get(kind, 0)
         self.send_header("Content-Length", str(len(part) + extra))
-        if kind in ("cut", "short_cl", "drip"):
+        if kind in ("cut", "short_cl", "small_cl", "drip"):
             self.send_header("Connection", "close")
         self.end_headers()
         if kind == "cut":
@@ -349,7 +350,7 @@ class Handler(BaseHTTPRequestHandler):
                 req.sent += len(part)
         except (BrokenPipeError, ConnectionResetError):
             pass
-        if kind in ("cut", "short_cl", "drip"):
+        if kind in ("cut", "short_cl", "small_cl", "drip"):
             self.close_connection = True
         return None
 

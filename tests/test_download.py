@@ -202,3 +202,17 @@ def test_bandwidth_cap_applies_to_a_real_download(tmp_path: Path,
     assert sum(slept) >= (SIZE - 65536) / 100_000 * 0.9
     eight_kbps = download.limiter_for(8)
     assert download.limiter_for(0) is None and eight_kbps and eight_kbps.rate == 1000
+
+
+def test_content_length_below_the_body_is_completed_by_a_range(
+        tmp_path: Path, blob: tuple[bytes, str]) -> None:
+    data, h = blob
+    plan = Plan(files={f"/media/{h}": data}, plans={f"/media/{h}": ["small_cl", "ok"]})
+    with misbehaving(plan) as url:
+        with pytest.raises(MediaError, match=f"got {SIZE - 100} of {SIZE}"):
+            download.download_http(_session(tmp_path, url), f"{url}media/{h}",
+                                   tmp_path / "c", h, SIZE)
+        path = download.download_http(_session(tmp_path, url), f"{url}media/{h}",
+                                      tmp_path / "c", h, SIZE)
+    assert sha256(path.read_bytes()) == h
+    assert plan.requests[1].headers["Range"] == f"bytes={SIZE - 100}-"
