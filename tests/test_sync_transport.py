@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from content_sync import store
 from content_sync.engine import Engine, SyncState
 from tests.sync_helpers import BOARD, Plan, Publisher, make_keys, misbehaving, png, self_signed
@@ -65,3 +67,19 @@ def test_token_file_readable_by_others_is_refused(tmp_path: Path) -> None:
         assert "chmod 600" in str(e)
     else:
         raise AssertionError("a 0644 token file was accepted")
+
+
+def test_proxy_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    key, pubkey = make_keys(tmp_path / "keys")
+    pub = Publisher(tmp_path / "src", key)
+    pub.publish(1, {"a": (png(1), "image/png")})
+    origin = "http://httt.example.invalid/eboard/v1"
+    plan = _plan(pub, prefix=origin)
+    with misbehaving(plan) as proxy:
+        for var in ("no_proxy", "NO_PROXY", "HTTPS_PROXY", "https_proxy"):
+            monkeypatch.delenv(var, raising=False)
+        monkeypatch.setenv("http_proxy", proxy)
+        config = cfg(tmp_path, origin + "/", [pubkey], allow_insecure_http=True)
+        r = Engine(config, store.connect(config.db_path)).sync_once()
+    assert r.ok, r.reason
+    assert plan.requests[0].path == f"{origin}/boards/{BOARD}/manifest.json"
