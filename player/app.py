@@ -93,8 +93,12 @@ def run(config: Config, duration: float | None = None, screenshot_dir: Path | No
     finally:
         watchdog.notify_stopping()
         window.shutdown()
-        requests_conn.close()
+        quit_on_close = app.quitOnLastWindowClosed()
+        app.setQuitOnLastWindowClosed(False)  # no second quit posted by this close
         window.close()
+        window.deleteLater()  # with it, the request poller's timer
+        app.setQuitOnLastWindowClosed(quit_on_close)
+        requests_conn.close()
         for s, h in old.items():
             signal.signal(s, h)
     return int(rc)

@@ -224,14 +224,22 @@ def test_screen_off_by_command_and_an_emergency_still_shows(qtbot: QtBot, board:
     assert w.mode == "normal"
 
 
-def test_run_shows_saves_screenshots_and_stops_by_itself(qtbot: QtBot, board: Board,
-                                                         tmp_path: Path) -> None:
-    from player.app import run
+def test_play_shows_saves_screenshots_and_stops_by_itself(board: Board, tmp_path: Path) -> None:
+    # In a process of its own: player.app.run owns the event loop of its process.
+    import os
 
     board.publish([playlist("p", [{"id": "t", "type": "text", "title": "Xin chào",
                                    "duration": 0.3}])])
+    conf = tmp_path / "eboard.toml"
+    conf.write_text(f'[cache]\ndir = "{board.config.cache.dir}"\n[display]\n'
+                    'geometry = "320x180+0+0"\n', encoding="utf-8")
     shots = tmp_path / "shots"
-    assert run(board.config, duration=1.5, screenshot_dir=shots, screenshot_interval=0.5) == 0
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
+    res = subprocess.run([sys.executable, "-m", "eboard", "play", "--config", str(conf),
+                          "--duration", "1.5", "--screenshot-dir", str(shots),
+                          "--screenshot-interval", "0.5"], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr[-2000:]
     pngs = sorted(shots.glob("*.png"))
     assert len(pngs) >= 2
     img = QImage(str(pngs[-1]))
