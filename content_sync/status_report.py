@@ -88,10 +88,17 @@ def _screen_state(conn: sqlite3.Connection, player: dict[str, Any]) -> dict[str,
     return {"state": state, "forced_off": forced_off}
 
 
+REFUSALS_REPORTED = 10  # the newest refusals the heartbeat carries (the box keeps 200)
+
+
 def _sync(conn: sqlite3.Connection) -> dict[str, Any]:
     s = store.get_status(conn, "sync") or {}
-    return {k: s.get(k) for k in ("state", "reason", "source", "last_attempt", "last_success",
+    data = {k: s.get(k) for k in ("state", "reason", "source", "last_attempt", "last_success",
                                   "last_error", "last_error_at", "errors", "updated_at")}
+    # Past refusals too (newest first, each with its time, subject and reason): a forged or
+    # rolled-back manifest that was refused and then overtaken still reaches the province.
+    data["recent_refusals"] = store.recent_refusals(conn, REFUSALS_REPORTED)
+    return data
 
 
 def _outbox(conn: sqlite3.Connection) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from typing import Any
 from content_sync import player_requests, store, sysinfo
 from content_sync.http import make_session
 from content_sync.status_report import build_status, run_heartbeat_once
+from kiosk_config import load_config
 from player.records import Writer
 from tests.status_helpers import BOARD, add_plays, make_config, reference_server
 
@@ -166,3 +167,42 @@ def test_mobile_signal_from_modemmanager(tmp_path: Path, monkeypatch: Any) -> No
                                "signal_percent": 67.0, "signal_recent": True}
     mmcli.write_text("#!/bin/sh\necho '{\"modem-list\": []}'\n")
     assert sysinfo.modem() is None  # ModemManager without a modem: nothing to say
+
+
+def test_heartbeat_carries_past_refusals_to_the_province(tmp_path: Path) -> None:
+    """A forged manifest refused and then overtaken by a good one leaves no current error,
+    but the province still sees the refusal (GET /boards.json of the reference server)."""
+    import requests
+
+    from content_sync.engine import Engine, SyncState
+    from tests.sync_helpers import Publisher, make_keys
+
+    key, pubkey = make_keys(tmp_path / "keys")
+    stranger, _ = make_keys(tmp_path / "stranger")
+    with reference_server(tmp_path / "source") as srv:
+        config, path = make_config(tmp_path / "box", srv.url)
+        path.write_text(path.read_text().replace(
+            "[source]\n", f'[source]\ntrusted_keys = ["{pubkey}"]\n'), encoding="utf-8")
+        config = load_config(path)
+        pub = Publisher(srv.data, key, board=BOARD)
+        conn = store.connect(config.db_path)
+        engine = Engine(config, conn)
+        pub.write(pub.manifest(1), key=stranger)
+        assert engine.sync_once().state == SyncState.REFUSED
+        pub.publish(2)
+        assert engine.sync_once().ok
+        assert run_heartbeat_once(config, conn, make_session(config)).ok
+        (board,) = requests.get(f"{srv.url}boards.json", timeout=5).json()
+        sync = board["status"]["sync"]
+        assert sync["state"] == "up_to_date" and sync["errors"] == []
+        (refusal,) = sync["recent_refusals"]
+        assert "no valid signature by a trusted key" in refusal["reason"]
+        assert refusal["subject"].startswith("manifest of board") and refusal["at"]
+        # Bounded: only the newest ones travel, however many the box keeps.
+        for i in range(15):
+            store.record_refusal(conn, f"media {i:02d}", "hash mismatch")
+        assert run_heartbeat_once(config, conn, make_session(config)).ok
+        (board,) = requests.get(f"{srv.url}boards.json", timeout=5).json()
+        subjects = [r["subject"] for r in board["status"]["sync"]["recent_refusals"]]
+        assert subjects == [f"media {i:02d}" for i in range(14, 4, -1)]
+        conn.close()
