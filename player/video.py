@@ -77,6 +77,10 @@ def fit_size(src_w: int, src_h: int, max_w: int, max_h: int) -> tuple[int, int]:
     return w - w % 2, h - h % 2
 
 
+def _key(choice: Choice, width: int, height: int) -> Any:
+    return (choice.playlist.id, choice.item, width, height)
+
+
 class _Clip(QObject):
     """One libVLC media player rendering one clip into memory."""
 
@@ -120,6 +124,15 @@ class _Clip(QObject):
     def play(self) -> bool:
         self.started = time.monotonic()
         return bool(self._mp.play() == 0)
+
+    def hold(self) -> None:
+        """Pause on the first frame (pre-roll), silent."""
+        self._mp.set_pause(1)
+
+    def resume(self, volume: int) -> None:
+        self._mp.audio_set_volume(volume)
+        self._mp.set_pause(0)
+        self.started = self.last_frame = time.monotonic()
 
     def length(self) -> float | None:
         ms = self._mp.get_length()
@@ -180,6 +193,8 @@ class VideoPlayer(QObject):
         self.config = config
         self._current: tuple[Choice, _Clip] | None = None
         self._incoming: tuple[Choice, _Clip] | None = None
+        # A clip opened ahead of its switch and paused on its first frame.
+        self._preroll: tuple[Any, _Clip, QImage | None] | None = None
         self._frame: QImage | None = None
         self.last_error = ""
         self._watch = QTimer(self)
@@ -196,31 +211,68 @@ class VideoPlayer(QObject):
     def start(self, choice: Choice, path: Path, width: int, height: int) -> bool:
         """Open a clip; ``ready`` follows with its first frame, or ``failed``."""
         self._drop_incoming()
-        if vlc is None:
-            self.last_error = f"libVLC is not available: {_VLC_ERROR}"
+        pre, self._preroll = self._preroll, None
+        if pre is not None and pre[0] == _key(choice, width, height):
+            _, clip, first = pre
+            self._incoming = (choice, clip)
+            clip.resume(self.config.display.volume)
+            if first is not None:  # ready at once: the switch is one paint away
+                QTimer.singleShot(0, lambda: self._on_frame(clip, first))
+            self._watch.start()
+            return True
+        if pre is not None:
+            pre[1].release()
+        clip_or_none = self._open(choice, path, width, height, self.config.display.volume)
+        if clip_or_none is None:
             return False
-        if not path.is_file():
-            self.last_error = f"clip {path.name[:12]}… is not in the cache"
-            return False
-        try:
-            clip = _Clip(path, width, height, self.config.display.volume,
-                         loop=choice.item.duration is not None)
-        except Exception as e:
-            self.last_error = f"libVLC could not take the clip: {e}"
-            return False
-        clip.frame.connect(self._on_frame)
-        clip.failed.connect(self._on_failed)
-        clip.ended.connect(self._on_ended)
-        self._incoming = (choice, clip)
-        if not clip.play():
-            self._drop_incoming()
-            self.last_error = "libVLC refused to play the clip"
-            return False
+        self._incoming = (choice, clip_or_none)
         self._watch.start()
         return True
 
+    def preroll(self, choice: Choice, path: Path, width: int, height: int) -> None:
+        """Open the next clip now, silent, and hold it on its first frame until
+        ``start`` asks for it; a different ``start`` throws it away."""
+        key = _key(choice, width, height)
+        if self._preroll is not None:
+            if self._preroll[0] == key:
+                return
+            self._preroll[1].release()
+            self._preroll = None
+        clip = self._open(choice, path, width, height, 0)
+        if clip is not None:
+            self._preroll = (key, clip, None)
+
+    def _open(self, choice: Choice, path: Path, width: int, height: int,
+              volume: int) -> _Clip | None:
+        if vlc is None:
+            self.last_error = f"libVLC is not available: {_VLC_ERROR}"
+            return None
+        if not path.is_file():
+            self.last_error = f"clip {path.name[:12]}… is not in the cache"
+            return None
+        try:
+            clip = _Clip(path, width, height, volume, loop=choice.item.duration is not None)
+        except Exception as e:
+            self.last_error = f"libVLC could not take the clip: {e}"
+            return None
+        clip.frame.connect(self._on_frame)
+        clip.failed.connect(self._on_failed)
+        clip.ended.connect(self._on_ended)
+        if not clip.play():
+            clip.release()
+            self.last_error = "libVLC refused to play the clip"
+            return None
+        return clip
+
+    def close(self) -> None:
+        """Stop everything, the pre-rolled clip included."""
+        self.stop()
+        if self._preroll is not None:
+            self._preroll[1].release()
+            self._preroll = None
+
     def stop(self) -> None:
-        """Stop everything (a still picture has replaced the video)."""
+        """Stop what plays (a still picture has replaced the video)."""
         self._drop_incoming()
         if self._current is not None:
             self._current[1].release()
@@ -234,6 +286,11 @@ class VideoPlayer(QObject):
             self._incoming = None
 
     def _on_frame(self, clip: _Clip, img: QImage) -> None:
+        if self._preroll is not None and self._preroll[1] is clip:
+            if self._preroll[2] is None:
+                clip.hold()
+                self._preroll = (self._preroll[0], clip, img)
+            return
         if self._incoming is not None and self._incoming[1] is clip:
             choice = self._incoming[0]
             if self._current is not None:
@@ -246,6 +303,10 @@ class VideoPlayer(QObject):
             self.repaint.emit()
 
     def _on_failed(self, clip: _Clip, reason: str) -> None:
+        if self._preroll is not None and self._preroll[1] is clip:
+            clip.release()  # ``start`` will open it again and report the failure
+            self._preroll = None
+            return
         for slot in (self._incoming, self._current):
             if slot is not None and slot[1] is clip:
                 self.last_error = reason
@@ -253,6 +314,10 @@ class VideoPlayer(QObject):
                 return
 
     def _on_ended(self, clip: _Clip) -> None:
+        if self._preroll is not None and self._preroll[1] is clip:
+            clip.release()
+            self._preroll = None
+            return
         if self._current is not None and self._current[1] is clip:
             self.ended.emit(self._current[0])
         elif self._incoming is not None and self._incoming[1] is clip:

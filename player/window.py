@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 POLL_MS = 250
 STATUS_EVERY_S = 15.0
 CLOCK_JUMP_S = 2.0
+PREROLL_S = 1.5  # a clip is opened and held on its first frame this long before its turn
 
 
 class PlayerWindow(Canvas):
@@ -152,7 +153,7 @@ class PlayerWindow(Canvas):
         self._poll.stop()
         self._end_timer.stop()
         self._frame.stop()
-        self._video.stop()
+        self._video.close()
         self._stage.prefetcher.shutdown()
         self._release_outgoing()
         self._finish("played", "player stopped")
@@ -353,10 +354,22 @@ class PlayerWindow(Canvas):
         when = self._now() + timedelta(seconds=duration)
         d = decide(self._content.playlists, when, self._cursor, self.config.tz,
                    self._available())
-        if d.choice is not None:
-            mode = mode_of(d.choice)
-            self._stage.prefetch(d.choice, self.zones_for(mode, self._ticker_text(
-                mode, d.choice, when)))
+        if d.choice is None:
+            return
+        mode = mode_of(d.choice)
+        zones = self.zones_for(mode, self._ticker_text(mode, d.choice, when))
+        self._stage.prefetch(d.choice, zones)
+        nxt = d.choice
+        if nxt.item.type == "video" and nxt.item.media:
+            path = self._stage.media_path(nxt.item.media)
+            _, _, w, h = zones.main
+            current = self._current
+
+            def preroll() -> None:
+                if self._current is current and not self._closed:
+                    self._video.preroll(nxt, path, w, h)
+
+            QTimer.singleShot(max(0, round((duration - PREROLL_S) * 1000)), preroll)
 
     def _skip(self, choice: Choice, reason: str) -> bool:
         log.warning("skipped %s/%s: %s", choice.playlist.id, choice.item.id, reason)

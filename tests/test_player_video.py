@@ -179,3 +179,27 @@ def test_the_program_under_xvfb_shows_video_in_its_rectangle(
     board.close()
     assert any(p["item_id"] == "t" and p["outcome"] == "played" for p in plays)
     assert any(p["item_id"] == "g" for p in plays)
+
+
+def test_the_next_clip_is_opened_and_held_on_its_first_frame_before_its_turn(
+        qtbot: QtBot, board: Board, clips: dict[str, Path]) -> None:
+    red = board.add_media(png((230, 0, 0), (160, 120)))
+    green = board.add_file(clips["green"], "video/mp4")
+    board.publish([playlist("p", [
+        {"id": "img", "type": "image", "media": red, "duration": 2.5},
+        {"id": "g", "type": "video", "media": green},
+    ])])
+    w = PlayerWindow(board.config)
+    qtbot.addWidget(w)
+    w.show_on_screen()
+    qtbot.waitUntil(lambda: w.current is not None and w.current.item.id == "img", timeout=5000)
+    vp = w._video
+    qtbot.waitUntil(lambda: vp._preroll is not None and vp._preroll[2] is not None,
+                    timeout=8000)
+    assert w.current is not None and w.current.item.id == "img"  # still the image
+    held = vp._preroll[1]  # type: ignore[index]
+    first = vp._preroll[2]  # type: ignore[index]
+    assert first is not None and dominant(centre(first)) == "green"
+    qtbot.waitUntil(lambda: w.current is not None and w.current.item.id == "g"
+                    and w.video_frame() is not None, timeout=8000)
+    assert vp._current is not None and vp._current[1] is held  # the pre-rolled clip
