@@ -63,7 +63,7 @@ def test_cache_on_a_small_disk_that_fills_up(tmp_path: Path) -> None:
         assert check_box(db, cache) == 1
         assert not any(store.partial_dir(cache).iterdir()), "partial download left behind"
         # The player goes on with version 1 meanwhile.
-        r = eboard("play", "--duration", "3", "--config", str(cfg))
+        r = eboard("play", "--duration", "2", "--config", str(cfg))
         assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
         assert {p["outcome"] for p in _plays(db)} == {"played"}
 
@@ -178,7 +178,7 @@ def test_media_damaged_after_activation_is_fetched_again(tmp_path: Path) -> None
         paths[1].write_bytes(bytes(data))
         paths[2].unlink()
         # The player runs into them; the daemon's next poll (or start) should repair them.
-        eboard("play", "--duration", "4", "--config", str(cfg))
+        eboard("play", "--duration", "2", "--config", str(cfg))
         eboard("sync", "--once", "--config", str(cfg))
         broken = [p.name[:12] for p, want in zip(paths, (truncated, flipped, deleted),
                                                   strict=True)

@@ -18,6 +18,7 @@ from werkzeug.wrappers import Request, Response
 
 from content_sync import store
 from content_sync.daemon import Daemon
+from content_sync.engine import Engine
 from content_sync.http import make_session
 from content_sync.source import HttpSource
 from kiosk_config import load_config
@@ -26,7 +27,6 @@ from tests.reliability_helpers import (
     BOARD,
     box_config,
     check_box,
-    db_bytes,
     eboard,
     flaky_link,
     start_sync,
@@ -44,15 +44,26 @@ from tests.sync_helpers import (
     serve_wsgi,
 )
 
-WEEK_S = 7 * 24 * 3600
+DAY_S = 24 * 3600
+WEEK_S = 7 * DAY_S
 
 
 def _publish(pub: Publisher, version: int, seeds: range) -> None:
     pub.publish(version, {f"anh-{s}": (png(s), "image/png") for s in seeds})
 
 
+def test_source_down_for_a_simulated_day(tmp_path: Path,
+                                         caplog: pytest.LogCaptureFixture) -> None:
+    _source_down_for(tmp_path, caplog, DAY_S)
+
+
+@pytest.mark.soak
 def test_source_down_for_a_simulated_week(tmp_path: Path,
                                           caplog: pytest.LogCaptureFixture) -> None:
+    _source_down_for(tmp_path, caplog, WEEK_S)
+
+
+def _source_down_for(tmp_path: Path, caplog: pytest.LogCaptureFixture, span: float) -> None:
     key, pubkey = make_keys(tmp_path / "keys")
     pub = Publisher(tmp_path / "src", key, board=BOARD)
     _publish(pub, 1, range(3))
@@ -62,7 +73,8 @@ def test_source_down_for_a_simulated_week(tmp_path: Path,
         port = served.port
     # The source is gone (the port refuses). The daemon's own poll loop runs one attempt
     # after another; its scheduler is paused, so each attempt's next run time is read
-    # instead of waited for: a week of retries in seconds, on the daemon's own schedule.
+    # instead of waited for: a day or a week of retries in seconds, on the daemon's own
+    # schedule (its HTTP session built with no urllib3 retries, so each attempt is quick).
     config = load_config(cfg)
     assert config.source.url == f"http://127.0.0.1:{port}/"
     daemon = Daemon(config, source=HttpSource(config, make_session(config, retries=0)))
@@ -71,25 +83,25 @@ def test_source_down_for_a_simulated_week(tmp_path: Path,
     delays: list[float] = []
     size_after_10 = 0
     try:
-        while sum(delays) < WEEK_S:
+        while sum(delays) < span:
             before = datetime.now()
             daemon._poll()
             job = daemon.scheduler.get_job("poll")
             delays.append((job.next_run_time.replace(tzinfo=None) - before).total_seconds())
             if len(delays) == 10:
-                size_after_10 = db_bytes(config.db_path)
+                size_after_10 = _logical_size(config.db_path)
     finally:
         daemon.scheduler.shutdown(wait=False)
         daemon.conn.close()
     # Backoff grows, then stays at its cap: at most 15 min between attempts, and not a
     # hammering either (a 3G SIM pays for each): about 4 to 6 attempts an hour.
     assert max(delays) <= 900
-    assert delays[-1] >= 450 and len(delays) <= WEEK_S / 400
+    assert delays[-1] >= 450 and len(delays) <= span / 400
     assert delays[0] < delays[6]
     # Nothing deleted, nothing grown: the active manifest and its files are intact, the
     # database did not grow with the failures, and the failure was logged once.
     assert check_box(config.db_path, config.cache_dir) == 1
-    assert db_bytes(config.db_path) <= size_after_10 + 64 * 1024
+    assert _logical_size(config.db_path) <= size_after_10 + 64 * 1024
     offline = [r for r in caplog.records if "sync offline" in r.getMessage()]
     assert len(offline) == 1, [r.getMessage() for r in offline]
     st = status_json(cfg)
@@ -109,8 +121,18 @@ def test_source_down_for_a_simulated_week(tmp_path: Path,
     played = [dict(x) for x in conn.execute("SELECT item_id, outcome FROM plays")]
     conn.close()
     assert played and {p["outcome"] for p in played} == {"played"}
-    print(f"simulated week offline: {len(delays)} attempts, longest wait {max(delays):.0f} s, "
-          f"mean {sum(delays) / len(delays):.0f} s")
+    print(f"simulated {span / DAY_S:g} day(s) offline: {len(delays)} attempts, longest wait "
+          f"{max(delays):.0f} s, mean {sum(delays) / len(delays):.0f} s")
+
+
+def _logical_size(db: Path) -> int:
+    """Pages in use, WAL included (the WAL file's own size only says how busy it was)."""
+    conn = store.connect(db, readonly=True)
+    try:
+        return int(conn.execute("PRAGMA page_count").fetchone()[0]) * \
+            int(conn.execute("PRAGMA page_size").fetchone()[0])
+    finally:
+        conn.close()
 
 
 def test_link_flapping_every_few_seconds(tmp_path: Path) -> None:
@@ -170,6 +192,17 @@ def _captive(tmp: Path) -> Iterator[str]:
         yield served.url
 
 
+def _engine_sync(cfg: Path) -> None:
+    """One sync in this process: the same Engine that ``eboard sync --once`` runs."""
+    config = load_config(cfg)
+    conn = store.connect(config.db_path)
+    try:
+        r = Engine(config, conn).sync_once()
+    finally:
+        conn.close()
+    assert r.ok, r.reason
+
+
 Fault = Callable[[Path], AbstractContextManager[str]]
 FAULTS: dict[str, tuple[Fault, str, list[str]]] = {
     # name: (the faulty source, the state, words the reason must hold)
@@ -189,7 +222,7 @@ def test_wrong_answers_keep_the_content_and_say_why(tmp_path: Path, fault: str) 
         box = tmp_path / "box"
         cache = box / "cache"
         cfg = box_config(box, good.url, [pubkey], cache_dir=cache)
-        assert eboard("sync", "--once", "--config", str(cfg)).returncode == 0
+        _engine_sync(cfg)
         _publish(pub, 2, range(2, 5))
         with make(tmp_path) as bad_url:
             box_config(box, bad_url, [pubkey], cache_dir=cache)
@@ -205,7 +238,6 @@ def test_wrong_answers_keep_the_content_and_say_why(tmp_path: Path, fault: str) 
         assert check_box(cache / "eboard.db", cache) == 1
         # The fault is gone: the board catches up from where it was.
         box_config(box, good.url, [pubkey], cache_dir=cache)
-        r = eboard("sync", "--once", "--config", str(cfg))
-        assert r.returncode == 0, r.stdout + r.stderr
+        _engine_sync(cfg)
     assert check_box(cache / "eboard.db", cache) == 2
     print(f"{fault}: {state}: {reason}")
