@@ -2,7 +2,7 @@
 
 Both are real ``eboard`` processes (the player under QT_QPA_PLATFORM=offscreen) against
 the real reference server on 127.0.0.1. Each round publishes a new version (media
-pulled through a 4 Mbit/s cap so the cut often lands mid-download), lets both run for
+pulled through a 2 Mbit/s cap so the cut often lands mid-download), lets both run for
 a random while (downloads, activation, proof-of-play upload every 1-s item, a
 screenshot asked for every second and uploaded), then kills both with SIGKILL. After
 every cut: ``PRAGMA integrity_check`` is ok and the active manifest is complete with
@@ -68,28 +68,29 @@ def _phase(db: Path, cache: Path) -> set[str]:
 def power_cut_loop(tmp_path: Path, rounds: int, seed: int) -> dict[str, int]:
     rnd = random.Random(seed)
     key, pubkey = make_keys(tmp_path / "keys")
-    pool = [big_bmp(i, 260) for i in range(16)]  # about 200 KB each
+    pool = [big_bmp(i, 260) for i in range(3)]  # about 200 KB each; 2 new every round
     logs = tmp_path / "logs"
     phases: dict[str, int] = {}
     held: set[str] = set()  # every proof-of-play id the box's outbox ever held
     with reference_server(tmp_path / "data") as srv:
         pub = Publisher(tmp_path / "data", key, board=BOARD)
         cfg = box_config(tmp_path / "box", srv.url, [pubkey],
-                         source={"bandwidth_limit_kbps": 4000, "max_parallel_downloads": 2,
+                         source={"bandwidth_limit_kbps": 2000, "max_parallel_downloads": 2,
                                  "poll_interval": 5},
                          status={"heartbeat_interval": 5, "screenshot_interval": 1})
         db, cache = tmp_path / "box" / "cache" / "eboard.db", tmp_path / "box" / "cache"
         last = 0
         killed_alive = 0
         for i in range(rounds):
-            chosen = rnd.sample(range(len(pool)), 3)
+            pool += [big_bmp(len(pool) + k, 260) for k in range(2)]
+            chosen = [len(pool) - 2, len(pool) - 1, rnd.randrange(len(pool) - 2)]
             body = pub.manifest(i + 1, {f"anh-{j}": (pool[j], "image/bmp") for j in chosen})
             for it in body["playlists"][0]["items"]:
                 it["duration"] = 1
             pub.write(body)
             sync = start_sync(cfg, logs)
             player = start_player(cfg, logs)
-            time.sleep(rnd.uniform(0.5, 7.0))
+            time.sleep(rnd.uniform(0.5, 6.0))
             killed_alive += sync.alive() and player.alive()
             sync.kill9()
             player.kill9()
