@@ -19,8 +19,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from content_sync import cache, dsse, keys, manifest, store
-from content_sync.fetch import Reporter, fetch_all
+from content_sync import cache, dsse, interim, keys, manifest, store
+from content_sync.fetch import Outcome, Reporter, fetch_all
 from content_sync.source import Source, SourceError, SourceUnreachable, open_source
 from kiosk_config import Config
 
@@ -166,6 +166,9 @@ class Engine:
 
     def _refuse_pending(self, m: manifest.Manifest, reason: str) -> SyncResult:
         store.refuse_manifest(self.conn, m.version, reason)
+        if store.interim_version(self.conn) == m.version and interim.clear_interim(self.conn):
+            log.warning("the emergencies of manifest version %d are off screen again: the "
+                        "manifest was refused", m.version)
         return self._refuse(f"manifest version {m.version}", reason, m.version)
 
     def _complete(self, m: manifest.Manifest, verified: dsse.Verified,
@@ -187,6 +190,7 @@ class Engine:
         cache.record(self.conn, self.cache_dir, {s: need.pop(s) for s in adopted})
         cache.clean_orphans(self.conn, self.cache_dir)
         cache.clean_partials(self.cache_dir, keep=set(need))
+        early = self._emergency_first(m, verified, need)
         outcome = None
         if need:
             quota = self.config.cache.quota_mb * MB
@@ -197,7 +201,7 @@ class Engine:
                     f"version {m.version} needs {sum(i.size for i in need.values()) / MB:.1f} MB "
                     f"more but cache.quota_mb = {self.config.cache.quota_mb} is full of content "
                     "still in use; raise cache.quota_mb", offered_version=m.version)
-            outcome = fetch_all(self.config, self.source, need, reporter)
+            outcome = self._fetch(m, verified, need, early, reporter)
             cache.record(self.conn, self.cache_dir, {s: need[s] for s in outcome.done})
             if outcome.refused:
                 sha, reason = outcome.refused[0]
@@ -233,6 +237,33 @@ class Engine:
                             offered_version=m.version)
         return self._with_counts(result, outcome)
 
+    def _emergency_first(self, m: manifest.Manifest, verified: dsse.Verified,
+                         need: dict[str, manifest.MediaInfo]) -> set[str]:
+        """When ``m`` changes the emergencies on screen but must wait for media: the
+        emergencies' own missing media, to fetch first. With none, the interim manifest
+        (content_sync/interim.py) goes on screen at once."""
+        if not need or not interim.due(self.conn, verified.body):
+            return set()
+        first = interim.emergency_media(json.loads(verified.body)) & set(need)
+        if not first:
+            interim.show(self.conn, m.version, verified.keyid, verified.body)
+        return first
+
+    def _fetch(self, m: manifest.Manifest, verified: dsse.Verified,
+               need: dict[str, manifest.MediaInfo], first: set[str],
+               reporter: Reporter | None) -> Outcome:
+        if not first:
+            return fetch_all(self.config, self.source, need, reporter)
+        early = fetch_all(self.config, self.source, {s: need[s] for s in sorted(first)},
+                          reporter)
+        cache.record(self.conn, self.cache_dir, {s: need[s] for s in early.done})
+        if early.done == first:
+            interim.show(self.conn, m.version, verified.keyid, verified.body)
+        if early.disk_full or early.refused:
+            return early
+        rest = {s: i for s, i in need.items() if s not in first}
+        return early.merge(fetch_all(self.config, self.source, rest, reporter))
+
     @staticmethod
     def _with_counts(result: SyncResult, outcome: Any) -> SyncResult:
         if outcome is not None:
@@ -261,6 +292,7 @@ class Engine:
             "source": self.source.url,
             "active_version": r.active_version,
             "pending_version": r.pending_version,
+            "interim_version": store.interim_version(self.conn),
             "offered_version": r.offered_version,
             "last_attempt": now,
             "last_success": now if r.ok else previous.get("last_success"),

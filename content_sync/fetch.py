@@ -50,6 +50,13 @@ class Outcome:
     offline: bool = False
     bytes: int = 0
 
+    def merge(self, other: Outcome) -> Outcome:
+        """Both fetches as one (e.g. an emergency's media first, then the rest)."""
+        return Outcome(self.done | other.done, self.refused + other.refused,
+                       self.rejected + other.rejected, self.errors + other.errors,
+                       self.disk_full or other.disk_full, self.offline or other.offline,
+                       self.bytes + other.bytes)
+
 
 def backoff(attempt: int, base: float = BACKOFF_BASE_S, cap: float = BACKOFF_CAP_S) -> float:
     """Capped exponential backoff with full jitter (attempt 0, 1, 2 …)."""

@@ -94,7 +94,8 @@ REFUSALS_REPORTED = 10  # the newest refusals the heartbeat carries (the box kee
 def _sync(conn: sqlite3.Connection) -> dict[str, Any]:
     s = store.get_status(conn, "sync") or {}
     data = {k: s.get(k) for k in ("state", "reason", "source", "last_attempt", "last_success",
-                                  "last_error", "last_error_at", "errors", "updated_at")}
+                                  "last_error", "last_error_at", "errors", "interim_version",
+                                  "updated_at")}
     # Past refusals too (newest first, each with its time, subject and reason): a forged or
     # rolled-back manifest that was refused and then overtaken still reaches the province.
     data["recent_refusals"] = store.recent_refusals(conn, REFUSALS_REPORTED)

@@ -127,6 +127,13 @@ class StoredManifest:
 
 
 def active_manifest(conn: sqlite3.Connection) -> StoredManifest | None:
+    """What the screen shows: the interim manifest when there is one (an emergency ahead
+    of its manifest's other media, content_sync/interim.py), else the active manifest."""
+    return interim_manifest(conn) or complete_manifest(conn)
+
+
+def complete_manifest(conn: sqlite3.Connection) -> StoredManifest | None:
+    """The active manifest: the newest one whose every media is present and verified."""
     row = conn.execute(
         "SELECT m.version, m.body, m.keyid FROM manifests m "
         "JOIN meta ON meta.key='active_version' AND CAST(meta.value AS INTEGER)=m.version"
@@ -176,7 +183,32 @@ def activate(
             "UPDATE media SET last_used=? WHERE sha256=?", [(now, m) for m in media]
         )
         set_meta(conn, "active_version", str(version))
+        conn.execute("DELETE FROM meta WHERE key='interim'")  # the complete one takes over
         bump_generation(conn)
+
+
+def _interim(conn: sqlite3.Connection) -> dict[str, Any] | None:
+    raw = get_meta(conn, "interim")
+    try:
+        data = json.loads(raw) if raw else None
+    except ValueError:
+        return None
+    if not isinstance(data, dict) or data.get("base") != active_version(conn):
+        return None  # stale (cannot happen: activation clears it); never shown
+    return data
+
+
+def interim_manifest(conn: sqlite3.Connection) -> StoredManifest | None:
+    data = _interim(conn)
+    if data is None:
+        return None
+    return StoredManifest(int(data["version"]), str(data["body"]).encode("utf-8"),
+                          str(data["keyid"]))
+
+
+def interim_version(conn: sqlite3.Connection) -> int | None:
+    data = _interim(conn)
+    return None if data is None else int(data["version"])
 
 
 def record_refusal(conn: sqlite3.Connection, subject: str, reason: str) -> None:
@@ -239,7 +271,6 @@ def ack_plays(conn: sqlite3.Connection, ids: list[str]) -> None:
 
 def outbox_size(conn: sqlite3.Connection) -> int:
     return int(conn.execute("SELECT count(*) FROM plays").fetchone()[0])
-
 
 
 def bump_generation(conn: sqlite3.Connection) -> None:
@@ -314,8 +345,10 @@ def pending_version(conn: sqlite3.Connection) -> int | None:
 def referenced_media(conn: sqlite3.Connection) -> set[str]:
     """Media named by the active manifest or a pending one (never evicted)."""
     refs: set[str] = set()
-    for (body,) in conn.execute(
-            "SELECT body FROM manifests WHERE state IN ('active','pending')"):
+    shown = interim_manifest(conn)
+    bodies = [r[0] for r in conn.execute(
+        "SELECT body FROM manifests WHERE state IN ('active','pending')")]
+    for body in bodies + ([shown.body] if shown else []):
         try:
             media = json.loads(body).get("media", {})
         except (ValueError, AttributeError):
