@@ -100,6 +100,8 @@ class _Clip(QObject):
         self.frames = 0
         self.started = time.monotonic()
         self.last_frame = 0.0
+        self.last_progress = time.monotonic()  # when the clip's time last moved
+        self._last_time = -1
         inst = _vlc_instance(audio=volume > 0)
         self._mp = inst.media_player_new()
         media = inst.media_new_path(str(path))
@@ -132,7 +134,16 @@ class _Clip(QObject):
     def resume(self, volume: int) -> None:
         self._mp.audio_set_volume(volume)
         self._mp.set_pause(0)
-        self.started = self.last_frame = time.monotonic()
+        self.started = self.last_frame = self.last_progress = time.monotonic()
+
+    def progressed(self) -> bool:
+        """Whether the clip's play time moved since the last call (GUI thread)."""
+        t = int(self._mp.get_time())
+        moved = t != self._last_time
+        self._last_time = t
+        if moved:
+            self.last_progress = time.monotonic()
+        return moved
 
     def length(self) -> float | None:
         ms = self._mp.get_length()
@@ -331,5 +342,11 @@ class VideoPlayer(QObject):
                 self._on_failed(clip, f"no picture within {START_TIMEOUT_S:g} s")
         if self._current is not None:
             clip = self._current[1]
-            if now - clip.last_frame > STALL_TIMEOUT_S:
+            # libVLC repeats the last picture when its input freezes, so frames alone
+            # do not show a stall: the clip's own clock must move too.
+            clip.progressed()
+            if now - clip.last_progress > STALL_TIMEOUT_S:
+                self._on_failed(clip, f"stalled: the clip's time has not moved for "
+                                      f"{STALL_TIMEOUT_S:g} s")
+            elif now - clip.last_frame > STALL_TIMEOUT_S:
                 self._on_failed(clip, f"stalled: no new frame for {STALL_TIMEOUT_S:g} s")

@@ -203,3 +203,24 @@ def test_the_next_clip_is_opened_and_held_on_its_first_frame_before_its_turn(
     qtbot.waitUntil(lambda: w.current is not None and w.current.item.id == "g"
                     and w.video_frame() is not None, timeout=8000)
     assert vp._current is not None and vp._current[1] is held  # the pre-rolled clip
+
+
+def test_a_clip_that_stops_delivering_frames_is_skipped(qtbot: QtBot, board: Board,
+                                                        clips: dict[str, Path]) -> None:
+    green = board.add_file(clips["green"], "video/mp4")
+    board.publish([playlist("p", [
+        {"id": "g", "type": "video", "media": green, "duration": 60},
+        {"id": "t", "type": "text", "title": "Tiếp theo", "duration": 60},
+    ])])
+    w = PlayerWindow(board.config)
+    qtbot.addWidget(w)
+    w.show_on_screen()
+    qtbot.waitUntil(lambda: w.current is not None and w.current.item.id == "g"
+                    and w.video_frame() is not None, timeout=8000)
+    assert w._video._current is not None
+    w._video._current[1].hold()  # the decoder freezes: no new frame from now on
+    qtbot.waitUntil(lambda: w.current is not None and w.current.item.id == "t",
+                    timeout=video.STALL_TIMEOUT_S * 1000 + 5000)
+    qtbot.waitUntil(lambda: any(p["item_id"] == "g" for p in board.plays()), timeout=5000)
+    g = next(p for p in board.plays() if p["item_id"] == "g")
+    assert g["outcome"] == "skipped" and "stalled" in g["detail"]
