@@ -71,7 +71,9 @@ class Stage:
     def prefetch(self, choice: Choice, zones: look.Zones) -> None:
         """Get the picture of a likely next item ready before its switch."""
         item = choice.item
-        if item.type == "image" and item.media:
+        if item.type == "text":
+            self.render(choice, zones)  # a few ms, now rather than at the switch
+        elif item.type == "image" and item.media:
             _, _, w, h = zones.main
             d = self.config.display
             self.prefetcher.prefetch(self.media_path(item.media), item.media, w, h,
