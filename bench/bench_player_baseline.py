@@ -52,7 +52,7 @@ class Still(QWidget):
 class NaiveTicker(QWidget):
     def __init__(self) -> None:
         super().__init__()
-        self.x = 0.0
+        self.offset = 0.0
         self.last: float | None = None
         self.intervals: list[float] = []
         self.timer = QTimer(self)
@@ -60,7 +60,7 @@ class NaiveTicker(QWidget):
         self.timer.start(16)
 
     def step(self) -> None:
-        self.x -= 2
+        self.offset -= 2
         self.update(QRect(0, self.height() - 40, self.width(), 40))
 
     def paintEvent(self, e: QPaintEvent) -> None:
@@ -74,7 +74,7 @@ class NaiveTicker(QWidget):
         f.setPixelSize(24)
         p.setFont(f)
         p.setPen(QColor("#ffe08a"))
-        p.drawText(int(self.x) % 2000 - 1000, self.height() - 10, TEXT)
+        p.drawText(int(self.offset) % 2000 - 1000, self.height() - 10, TEXT)
         p.end()
 
 

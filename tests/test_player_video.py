@@ -220,7 +220,7 @@ def test_a_clip_that_stops_delivering_frames_is_skipped(qtbot: QtBot, board: Boa
     assert w._video._current is not None
     w._video._current[1].hold()  # the decoder freezes: no new frame from now on
     qtbot.waitUntil(lambda: w.current is not None and w.current.item.id == "t",
-                    timeout=video.STALL_TIMEOUT_S * 1000 + 5000)
+                    timeout=int(video.STALL_TIMEOUT_S * 1000) + 5000)
     qtbot.waitUntil(lambda: any(p["item_id"] == "g" for p in board.plays()), timeout=5000)
     g = next(p for p in board.plays() if p["item_id"] == "g")
     assert g["outcome"] == "skipped" and "stalled" in g["detail"]
