@@ -60,12 +60,12 @@ WARM_UP_S = 30.0  # summary figures leave out the start-up (imports, first sync)
 def picture(seed: int, size: tuple[int, int] = (1280, 720)) -> bytes:
     """A JPEG photo-like picture with a caption (different bytes per seed)."""
     rnd = random.Random(seed)
-    im = Image.new("RGB", size, tuple(rnd.randrange(256) for _ in range(3)))  # type: ignore[arg-type]
+    im = Image.new("RGB", size, tuple(rnd.randrange(256) for _ in range(3)))
     d = ImageDraw.Draw(im)
     for _ in range(40):
         x, y = rnd.randrange(size[0]), rnd.randrange(size[1])
         d.ellipse((x, y, x + rnd.randrange(20, 300), y + rnd.randrange(20, 300)),
-                  fill=tuple(rnd.randrange(256) for _ in range(3)))  # type: ignore[arg-type]
+                  fill=tuple(rnd.randrange(256) for _ in range(3)))
     d.text((40, 40), f"Ảnh số {seed}", fill=(255, 255, 255))
     buf = io.BytesIO()
     im.save(buf, "JPEG", quality=85)
