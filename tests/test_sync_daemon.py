@@ -88,7 +88,8 @@ def test_long_poll_brings_a_publish_at_once_and_heartbeat_arrives(
 
         def reported() -> bool:
             last = db.boards()[0].get("status") or {}
-            return any("no valid signature" in e for e in last.get("sync", {}).get("errors", []))
+            errors = (last.get("sync") or {}).get("errors") or []
+            return any("no valid signature" in e for e in errors)
 
         assert wait_until(reported, timeout=20)
         assert _version(config.db_path) == 2

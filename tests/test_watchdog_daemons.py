@@ -70,10 +70,6 @@ def test_sync_daemon_tells_systemd_it_is_ready_and_alive(tmp_path: Path) -> None
     assert sum(m == "WATCHDOG=1" for m in got) >= 2, (got, err)
 
 
-@pytest.mark.xfail(strict=True, reason="the player does not call player/watchdog.py yet "
-                   "(start_watchdog at start, notify_ready on its first frame); until it "
-                   "does, eboard-player.service (Type=notify) is killed at start-up. "
-                   "Remove this mark once it is wired.")
 def test_player_tells_systemd_it_is_ready_and_alive(tmp_path: Path) -> None:
     got, err = _messages(["play", "--config", str(_config(tmp_path))], tmp_path, 6)
     assert any("READY=1" in m for m in got), (got, err)
