@@ -73,6 +73,7 @@ geometry = "1280x720+0+0"
 
 [status]
 heartbeat_interval = 10
+screenshot_interval = 30
 """,
         encoding="utf-8",
     )
@@ -145,7 +146,8 @@ def run_demo(duration: float, root: Path = ROOT, screenshot_interval: float = 5.
             print(f"demo: the source server did not start; see {logs / 'source.log'}",
                   file=sys.stderr)
             return 1
-        print(f"demo: reference source server on http://127.0.0.1:{port}/")
+        print(f"demo: reference source server on http://127.0.0.1:{port}/ "
+              f"(operators' status page: http://127.0.0.1:{port}/status)")
         published = subprocess.run(
             eboard + ["publish", "--to", f"http://127.0.0.1:{port}/", "--board", BOARD,
                       "--key", str(state / "keys" / PRIVATE_NAME),
