@@ -21,14 +21,17 @@ from __future__ import annotations
 import contextlib
 import importlib
 import logging
+import os
 import random
 import signal
 import threading
+import time
 from datetime import datetime, timedelta
 from typing import Any
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.jobstores.base import JobLookupError
+from apscheduler.schedulers import SchedulerNotRunningError
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from content_sync import outbox, screenshot_upload, sdnotify, status_report, store
@@ -44,6 +47,7 @@ EVENTS_WAIT_S = 25.0
 EVENTS_RECHECK_S = 600.0
 STARTUP_SPREAD_S = 15.0
 SCREENSHOT_CHECK_S = 5
+STOP_WAIT_S = 10.0  # SIGTERM: how long jobs may take to end (systemd allows 90 s)
 
 
 def next_delay(config: Config, result: SyncResult, failures: int) -> float:
@@ -62,12 +66,15 @@ class Daemon:
         self.config = config
         self.source = source or open_source(config)
         self.conn = store.connect(config.db_path)
-        self.engine = Engine(config, self.conn, self.source)
+        self.stopping = threading.Event()
+        self.engine = Engine(config, self.conn, self.source, self.stopping)
         self.scheduler = BackgroundScheduler(
             executors={"default": ThreadPoolExecutor(4)},
             job_defaults={"max_instances": 1, "coalesce": True, "misfire_grace_time": 60},
         )
-        self.stopping = threading.Event()
+        self._stopped = False
+        self._poll_idle = threading.Event()
+        self._poll_idle.set()
         self.failures = 0
         self.last_result: SyncResult | None = None
         self._kick_lock = threading.Lock()
@@ -78,6 +85,13 @@ class Daemon:
     # --- jobs ------------------------------------------------------------------------------
 
     def _poll(self) -> None:
+        self._poll_idle.clear()
+        try:
+            self._poll_loop()
+        finally:
+            self._poll_idle.set()
+
+    def _poll_loop(self) -> None:
         while not self.stopping.is_set():
             self._again.clear()
             try:
@@ -239,13 +253,18 @@ class Daemon:
         log.info("sync daemon started for board %s, source %s", self.config.board.id,
                  self.source.url)
 
-    def stop(self) -> None:
-        if self.stopping.is_set():
-            return
+    def stop(self, wait: float = STOP_WAIT_S) -> bool:
+        """Stop the jobs; a download in flight ends after its current chunk (its partial
+        file resumes at the next start). True when the sync run ended within ``wait`` s."""
+        if self._stopped:
+            return self._poll_idle.is_set()
+        self._stopped = True
         self.stopping.set()
         sdnotify.stopping()
-        self.scheduler.shutdown(wait=False)
+        with contextlib.suppress(SchedulerNotRunningError):
+            self.scheduler.shutdown(wait=False)
         self.watchdog.stop()
+        return self._poll_idle.wait(wait)
 
     def run_forever(self) -> int:
         """Run until SIGTERM or SIGINT. A download in flight is cut and resumes next start."""
@@ -254,7 +273,21 @@ class Daemon:
         self.start()
         while not self.stopping.wait(1.0):
             self.watchdog.beat()
-        self.stop()
+        log.info("sync daemon stopping: ending downloads after their current chunk")
+        deadline = time.monotonic() + STOP_WAIT_S
+        self.stop(STOP_WAIT_S)
+        stuck = []
+        for t in threading.enumerate():  # job and download threads (not daemon threads)
+            if t is not threading.current_thread() and not t.daemon:
+                t.join(max(0.0, deadline - time.monotonic()))
+                if t.is_alive():
+                    stuck.append(t)
+        if stuck:  # e.g. a read blocked on a dead connection until its timeout
+            log.warning("sync daemon stopped with %d job(s) still blocked (%s); exiting "
+                        "anyway: partial files resume at the next start", len(stuck),
+                        ", ".join(t.name for t in stuck))
+            logging.shutdown()
+            os._exit(0)
         log.info("sync daemon stopped")
         return 0
 

@@ -45,6 +45,11 @@ class DiskFull(Exception):
     """The cache file system is full (ENOSPC)."""
 
 
+class Stopped(Exception):
+    """The daemon is stopping: the download ended after its current chunk, its partial
+    file and validator kept, so that the next start resumes it with ``Range``."""
+
+
 class RateLimiter:
     """A token bucket shared by every download: at most ``rate`` bytes per second.
 

@@ -11,6 +11,7 @@ import fcntl
 import json
 import logging
 import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -78,8 +79,10 @@ class Engine:
     """Syncs one board from one source into one cache. Not thread-safe: one run at a time."""
 
     def __init__(self, config: Config, conn: sqlite3.Connection,
-                 source: Source | None = None) -> None:
+                 source: Source | None = None,
+                 stopping: threading.Event | None = None) -> None:
         self.config = config
+        self.stopping = stopping  # set: downloads end after their chunk (partials kept)
         self.conn = conn
         self.source = source or open_source(config)
         self.board = config.board.id
@@ -220,6 +223,8 @@ class Engine:
             missing = [s for s in need if s not in outcome.done]
             if missing:
                 first = outcome.errors[0] if outcome.errors else "not downloaded"
+                if self.stopping is not None and self.stopping.is_set():
+                    first = "stopped with the daemon; partial files resume at the next start"
                 state = (SyncState.OFFLINE if outcome.offline else SyncState.INCOMPLETE)
                 return self._with_counts(SyncResult(
                     state, f"version {m.version} waits for {len(missing)} of {len(wanted)} "
@@ -253,16 +258,16 @@ class Engine:
                need: dict[str, manifest.MediaInfo], first: set[str],
                reporter: Reporter | None) -> Outcome:
         if not first:
-            return fetch_all(self.config, self.source, need, reporter)
+            return fetch_all(self.config, self.source, need, reporter, self.stopping)
         early = fetch_all(self.config, self.source, {s: need[s] for s in sorted(first)},
-                          reporter)
+                          reporter, self.stopping)
         cache.record(self.conn, self.cache_dir, {s: need[s] for s in early.done})
         if early.done == first:
             interim.show(self.conn, m.version, verified.keyid, verified.body)
         if early.disk_full or early.refused:
             return early
         rest = {s: i for s, i in need.items() if s not in first}
-        return early.merge(fetch_all(self.config, self.source, rest, reporter))
+        return early.merge(fetch_all(self.config, self.source, rest, reporter, self.stopping))
 
     @staticmethod
     def _with_counts(result: SyncResult, outcome: Any) -> SyncResult:

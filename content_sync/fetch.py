@@ -12,7 +12,6 @@ import functools
 import logging
 import random
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -64,27 +63,45 @@ def backoff(attempt: int, base: float = BACKOFF_BASE_S, cap: float = BACKOFF_CAP
 
 
 def fetch_all(config: Config, source: Source, need: dict[str, MediaInfo],
-              reporter: Reporter | None = None) -> Outcome:
-    """Download, verify and check every media in ``need`` into the cache's media/."""
+              reporter: Reporter | None = None,
+              stopping: threading.Event | None = None) -> Outcome:
+    """Download, verify and check every media in ``need`` into the cache's media/.
+
+    When ``stopping`` is set (the daemon got SIGTERM), every download ends after its
+    current chunk (a bandwidth-cap pause is cut short too); partial files stay for
+    the next start, and what did not finish is simply not in ``done``.
+    """
     out = Outcome()
     stop = threading.Event()
+    halt = stopping or threading.Event()
     limiter = download.limiter_for(config.source.bandwidth_limit_kbps)
     counted = threading.Lock()
     received = [0]
 
-    def progress(n: int) -> None:
+    def pause(seconds: float) -> None:
+        if halt.wait(seconds):
+            raise download.Stopped()
+
+    if limiter:
+        limiter.sleep = pause
+
+    def progress(n: int) -> None:  # called after each chunk is written
         with counted:
             received[0] += n
         if reporter:
             reporter.advance(n)
+        if halt.is_set():
+            raise download.Stopped()
 
     def one(sha: str, info: MediaInfo) -> tuple[str, str]:
         for attempt in range(ATTEMPTS):
-            if stop.is_set():
+            if stop.is_set() or halt.is_set():
                 return "skipped", "stopped"
             try:
                 source.fetch_media(config.cache_dir, sha, info.size, limiter, progress,
                                    functools.partial(media_check.check, mtype=info.type))
+            except download.Stopped:
+                return "skipped", "stopped"
             except media_check.ContentRefused as e:
                 return "refused", f"({info.type}) {e}"
             except download.DiskFull as e:
@@ -97,7 +114,7 @@ def fetch_all(config: Config, source: Source, need: dict[str, MediaInfo],
                     return "rejected", str(e)
                 if attempt == ATTEMPTS - 1:
                     return "error", str(e)
-                time.sleep(backoff(attempt))
+                halt.wait(backoff(attempt))
                 continue
             except (SourceUnreachable, SourceError) as e:
                 return "offline", str(e)
