@@ -13,7 +13,8 @@
 - the events long-poll (``GET boards/{id}/events``) runs in its own thread and
   kicks ``poll`` when a new manifest is announced and runs ``command`` events at
   once (their results go in a heartbeat sent soon after); without an events channel,
-  polling alone carries on.
+  polling alone carries on. After a failure it reconnects with a backoff capped at
+  about a minute (``events_delay``), and at once when a poll reaches the source.
 """
 
 from __future__ import annotations
@@ -45,6 +46,10 @@ RETRY_BASE_S = 15.0
 RETRY_CAP_S = 900.0
 EVENTS_WAIT_S = 25.0
 EVENTS_RECHECK_S = 600.0
+EVENTS_RETRY_CAP_S = 60.0  # the push channel is down at most about a minute after an outage
+# Sync states in which the source answered: the link works (the events channel may retry).
+SOURCE_ANSWERED = frozenset({SyncState.UP_TO_DATE, SyncState.REFUSED, SyncState.INCOMPLETE,
+                             SyncState.NO_SPACE})
 STARTUP_SPREAD_S = 15.0
 SCREENSHOT_CHECK_S = 5
 STOP_WAIT_S = 10.0  # SIGTERM: how long jobs may take to end (systemd allows 90 s)
@@ -59,6 +64,13 @@ def next_delay(config: Config, result: SyncResult, failures: int) -> float:
     cap = max(interval, RETRY_CAP_S)
     base = min(RETRY_BASE_S, interval / 4)  # a short poll interval retries sooner too
     return min(cap, base * 2 ** (failures - 1)) * random.uniform(0.5, 1.0)
+
+
+def events_delay(failures: int) -> float:
+    """Seconds before the events long-poll reconnects after ``failures`` failures in a
+    row: exponential from 15 s, capped at about a minute, jittered so that a thousand
+    boards coming back after an outage do not reconnect together."""
+    return min(EVENTS_RETRY_CAP_S, RETRY_BASE_S * 2 ** (failures - 1)) * random.uniform(0.5, 1.0)
 
 
 class Daemon:
@@ -80,6 +92,8 @@ class Daemon:
         self._kick_lock = threading.Lock()
         self._again = threading.Event()
         self._events_thread: threading.Thread | None = None
+        self.events_state = "unknown"  # of the events long-poll: up | failing | absent
+        self._link_back = threading.Event()  # set by a poll that reached the source
         self.watchdog = sdnotify.WatchdogThread()
 
     # --- jobs ------------------------------------------------------------------------------
@@ -100,6 +114,8 @@ class Daemon:
                 log.exception("sync run failed: %s; will retry with backoff", e)
                 result = SyncResult(SyncState.FAILED, f"sync run failed: {e}")
             self.last_result = result
+            if result.state in SOURCE_ANSWERED and self.events_state == "failing":
+                self._link_back.set()  # the link is back: the events channel retries at once
             ok = result.state in (SyncState.UP_TO_DATE, SyncState.REFUSED, SyncState.BUSY)
             self.failures = 0 if ok else self.failures + 1
             sdnotify.status(f"sync {result.state.value}; active version {result.active_version}")
@@ -186,6 +202,7 @@ class Daemon:
         conn = store.connect(self.config.db_path)
         after = int(store.get_meta(conn, "sync.events_after") or 0)
         failures, mode = 0, "unknown"
+        self._link_back.clear()
         while not self.stopping.is_set():
             try:
                 got = self.source.events(self.config.board.id, after, EVENTS_WAIT_S)
@@ -194,19 +211,22 @@ class Daemon:
                 if mode != "failing":
                     log.warning("events long-poll failing (%s); polling every %d s meanwhile",
                                 e, self.config.source.poll_interval)
-                mode = "failing"
-                self.stopping.wait(min(RETRY_CAP_S, RETRY_BASE_S * 2 ** (failures - 1)))
+                mode = self.events_state = "failing"
+                if self._link_back.wait(events_delay(failures)):
+                    self._link_back.clear()  # a poll got through: reconnect now, from scratch
+                    failures = 0
                 continue
             if got is None:
                 if mode != "absent":
                     log.info("the source has no events channel; polling every %d s",
                              self.config.source.poll_interval)
-                mode = "absent"
+                mode = self.events_state = "absent"
                 self.stopping.wait(EVENTS_RECHECK_S)
                 continue
             if mode != "up":
                 log.info("events long-poll connected: a publish reaches this board at once")
             mode, failures = "up", 0
+            self.events_state = "up"
             nxt, events = got
             active = store.active_version(conn)
             for ev in events:
@@ -260,6 +280,7 @@ class Daemon:
             return self._poll_idle.is_set()
         self._stopped = True
         self.stopping.set()
+        self._link_back.set()  # wakes the events thread from its backoff
         sdnotify.stopping()
         with contextlib.suppress(SchedulerNotRunningError):
             self.scheduler.shutdown(wait=False)

@@ -10,8 +10,11 @@ import os
 import pty
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -280,5 +283,64 @@ def test_a_failing_run_does_not_stop_the_polling(tmp_path: Path) -> None:
         (tmp_path / "moved").rename(cache)
         assert wait_until(lambda: daemon.last_result is not None and
                           daemon.last_result.state == SyncState.OFFLINE, timeout=30)
+    finally:
+        daemon.stop()
+
+
+def test_events_backoff_is_capped_at_about_a_minute() -> None:
+    from content_sync.daemon import events_delay
+
+    delays = [events_delay(n) for n in range(1, 40) for _ in range(5)]
+    assert max(delays) <= 60 and min(delays[-20:]) >= 30  # capped, jittered, not collapsed
+    assert max(events_delay(1) for _ in range(20)) <= 15
+
+
+@contextmanager
+def _reference_on(data: Path, port: int, token: str,
+                  long_polls: list[float]) -> Iterator[str]:
+    """The reference server on ``port``, noting when each events long-poll arrives; on
+    leaving, its long-polls end, then it stops."""
+    app = create_app(data, Tokens(boards={BOARD: token}), long_poll_max=25.0)
+
+    def noting(environ: dict[str, Any], start_response: Any) -> Any:
+        if environ.get("PATH_INFO", "").endswith("/events"):
+            long_polls.append(time.monotonic())
+        return app(environ, start_response)
+
+    with serve_wsgi(noting, port=port) as served:
+        try:
+            yield served.url
+        finally:
+            app.extensions["eboard"]["hub"].stop()
+
+
+def test_events_channel_reconnects_as_soon_as_a_poll_gets_through(tmp_path: Path) -> None:
+    """The source goes down and comes back: the events long-poll does not sit out its
+    backoff once a normal poll has reached the source again."""
+    key, pubkey = make_keys(tmp_path / "keys")
+    data, port, token = tmp_path / "data", free_port(), "board-token-123"
+    data.mkdir()
+    Publisher(data, key).publish(1)
+    token_file = tmp_path / "token"
+    token_file.write_text(token)
+    token_file.chmod(0o600)
+    config = write_config(tmp_path, f"http://127.0.0.1:{port}/", [pubkey], poll_interval=5,
+                          poll_jitter=0.0, token_file=str(token_file), connect_timeout=1.0)
+    daemon = Daemon(config)
+    long_polls: list[float] = []
+    try:
+        with _reference_on(data, port, token, long_polls):
+            daemon.start()
+            assert wait_until(lambda: daemon.events_state == "up"
+                              and _version(config.db_path) == 1)
+        assert wait_until(lambda: daemon.events_state == "failing", timeout=20)  # down
+        time.sleep(1)
+        with _reference_on(data, port, token, long_polls):
+            back = time.monotonic()
+            # Its backoff after a failure is 7.5 s or more; the first good poll (within
+            # the 5 s poll interval) cuts it short.
+            assert wait_until(lambda: long_polls[-1] > back, timeout=20)
+            assert long_polls[-1] - back < 7, long_polls[-1] - back
+            assert daemon.last_result is not None and daemon.last_result.ok
     finally:
         daemon.stop()
