@@ -15,6 +15,9 @@
   once (their results go in a heartbeat sent soon after); without an events channel,
   polling alone carries on. After a failure it reconnects with a backoff capped at
   about a minute (``events_delay``), and at once when a poll reaches the source.
+- ``alive`` (under systemd's ``WatchdogSec=``): beats the watchdog, so pings stop when
+  the scheduler stops running jobs or a job shows no progress for ``JOB_STALL_S``
+  (each download chunk counts), and systemd restarts the daemon.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import random
 import signal
 import threading
 import time
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -52,6 +56,7 @@ SOURCE_ANSWERED = frozenset({SyncState.UP_TO_DATE, SyncState.REFUSED, SyncState.
                              SyncState.NO_SPACE})
 STARTUP_SPREAD_S = 15.0
 SCREENSHOT_CHECK_S = 5
+JOB_STALL_S = 600.0  # a job without progress this long is hung: systemd restarts us
 STOP_WAIT_S = 10.0  # SIGTERM: how long jobs may take to end (systemd allows 90 s)
 
 
@@ -81,7 +86,7 @@ class Daemon:
         self.stopping = threading.Event()
         self.engine = Engine(config, self.conn, self.source, self.stopping)
         self.scheduler = BackgroundScheduler(
-            executors={"default": ThreadPoolExecutor(4)},
+            executors={"default": ThreadPoolExecutor(6)},  # one per job: none waits
             job_defaults={"max_instances": 1, "coalesce": True, "misfire_grace_time": 60},
         )
         self._stopped = False
@@ -95,21 +100,57 @@ class Daemon:
         self.events_state = "unknown"  # of the events long-poll: up | failing | absent
         self._link_back = threading.Event()  # set by a poll that reached the source
         self.watchdog = sdnotify.WatchdogThread()
+        self.job_stall_s = JOB_STALL_S
+        self._running: dict[str, float] = {}  # job → last sign of progress (monotonic)
+        self._stall_logged = False
 
     # --- jobs ------------------------------------------------------------------------------
 
+    # --- liveness: the watchdog pings only while the scheduler runs jobs and no job hangs --
+
+    def _touch(self, job: str) -> None:
+        self._running[job] = time.monotonic()
+
+    def _tracked(self, job: str, fn: Callable[[], None]) -> Callable[[], None]:
+        def run() -> None:
+            self._touch(job)
+            try:
+                fn()
+            finally:
+                self._running.pop(job, None)
+        return run
+
+    def stalled(self) -> list[str]:
+        """Jobs that have shown no progress for ``job_stall_s`` (a download chunk counts)."""
+        now = time.monotonic()
+        return sorted(j for j, t in list(self._running.items()) if now - t > self.job_stall_s)
+
+    def _alive(self) -> None:
+        """A scheduler job: it runs only if the scheduler thread and its executor work,
+        and it beats the watchdog only if no other job is stuck."""
+        stuck = self.stalled()
+        if not stuck:
+            self.watchdog.beat()
+            self._stall_logged = False
+        elif not self._stall_logged:
+            self._stall_logged = True
+            log.error("job %s made no progress for %.0f s; watchdog pings stop so that "
+                      "systemd restarts eboard-sync", ", ".join(stuck), self.job_stall_s)
+
     def _poll(self) -> None:
         self._poll_idle.clear()
+        self._touch("poll")
         try:
             self._poll_loop()
         finally:
+            self._running.pop("poll", None)
             self._poll_idle.set()
 
     def _poll_loop(self) -> None:
         while not self.stopping.is_set():
             self._again.clear()
             try:
-                result = self.engine.sync_once()
+                result = self.engine.sync_once(_Progress(lambda: self._touch("poll")))
             except Exception as e:  # never let one bad run stop the polling for good
                 log.exception("sync run failed: %s; will retry with backoff", e)
                 result = SyncResult(SyncState.FAILED, f"sync run failed: {e}")
@@ -244,6 +285,10 @@ class Daemon:
 
     # --- life cycle ------------------------------------------------------------------------
 
+    def _every(self, job: str, fn: Callable[[], None], seconds: float, **kw: Any) -> None:
+        self.scheduler.add_job(self._tracked(job, fn), "interval", id=job, seconds=seconds,
+                               next_run_time=datetime.now(), **kw)
+
     def start(self) -> None:
         now = datetime.now()
         # After a province-wide power cut every box boots at once: spread the first poll.
@@ -253,16 +298,15 @@ class Daemon:
                                run_date=now + timedelta(seconds=random.uniform(0, spread)))
         hb = self.config.status.heartbeat_interval
         if self.source.has_events:
-            self.scheduler.add_job(self._heartbeat, "interval", id="heartbeat", seconds=hb,
-                                   jitter=max(1, hb // 10), next_run_time=now)
-            self.scheduler.add_job(self._screenshot, "interval", id="screenshot",
-                                   seconds=SCREENSHOT_CHECK_S, next_run_time=now)
-        self.scheduler.add_job(self._plays, "interval", id="plays", seconds=max(30, hb),
-                               jitter=max(1, hb // 10), next_run_time=now)
+            self._every("heartbeat", self._heartbeat, hb, jitter=max(1, hb // 10))
+            self._every("screenshot", self._screenshot, SCREENSHOT_CHECK_S)
+        self._every("plays", self._plays, max(30, hb), jitter=max(1, hb // 10))
         cap_cfg: Any = getattr(self.config, "cap", None)
         if getattr(cap_cfg, "feed_url", "") and _has_cap():
-            self.scheduler.add_job(self._cap, "interval", id="cap", next_run_time=now,
-                                   seconds=int(cap_cfg.poll_interval))
+            self._every("cap", self._cap, int(cap_cfg.poll_interval))
+        if self.watchdog.interval is not None:  # systemd's WatchdogSec= is set
+            self.scheduler.add_job(self._alive, "interval", id="alive", next_run_time=now,
+                                   seconds=max(0.1, min(5.0, self.watchdog.stale_after / 4)))
         self.scheduler.start()
         if self.config.source.long_poll and self.source.has_events:
             self._events_thread = threading.Thread(target=self._events_main,
@@ -292,8 +336,7 @@ class Daemon:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: self.stopping.set())
         self.start()
-        while not self.stopping.wait(1.0):
-            self.watchdog.beat()
+        self.stopping.wait()  # the watchdog is beaten by the "alive" job
         log.info("sync daemon stopping: ending downloads after their current chunk")
         deadline = time.monotonic() + STOP_WAIT_S
         self.stop(STOP_WAIT_S)
@@ -311,6 +354,25 @@ class Daemon:
             os._exit(0)
         log.info("sync daemon stopped")
         return 0
+
+
+class _Progress:
+    """A sync reporter that only notes progress (each chunk of each download)."""
+
+    def __init__(self, touch: Callable[[], None]) -> None:
+        self.touch = touch
+
+    def begin(self, files: int, total_bytes: int) -> None:
+        self.touch()
+
+    def advance(self, nbytes: int) -> None:
+        self.touch()
+
+    def file_done(self, sha: str, error: str | None) -> None:
+        self.touch()
+
+    def end(self) -> None:
+        self.touch()
 
 
 def _has_cap() -> bool:

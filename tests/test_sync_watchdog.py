@@ -1,0 +1,64 @@
+"""The sync daemon's systemd watchdog pings prove that its jobs make progress.
+
+A notify socket opened by the test stands for systemd (``$NOTIFY_SOCKET``,
+``$WATCHDOG_USEC``). A sync run hung on a database lock held by the test must stop the
+pings (so systemd restarts the daemon); while all is well they keep coming.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from pathlib import Path
+
+import pytest
+
+from content_sync import store
+from content_sync.daemon import Daemon
+from tests.sync_helpers import Publisher, make_keys, png, wait_until, write_config
+
+
+def _pings(sock: socket.socket, seconds: float) -> int:
+    n, end = 0, time.monotonic() + seconds
+    while time.monotonic() < end:
+        try:
+            n += sock.recv(4096) == b"WATCHDOG=1"
+        except TimeoutError:
+            continue
+    return n
+
+
+def test_watchdog_pings_stop_when_a_sync_run_hangs(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    key, pubkey = make_keys(tmp_path / "keys")
+    pub = Publisher(tmp_path / "usb", key)
+    pub.publish(1, {"a": (png(1), "image/png")})
+    config = write_config(tmp_path, (tmp_path / "usb").as_uri() + "/", [pubkey],
+                          poll_interval=3600, poll_jitter=0.0)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(tmp_path / "notify.sock"))
+    sock.settimeout(0.1)
+    monkeypatch.setenv("NOTIFY_SOCKET", str(tmp_path / "notify.sock"))
+    monkeypatch.setenv("WATCHDOG_USEC", "1000000")  # pings every 0.5 s, stale after 2 s
+    monkeypatch.delenv("WATCHDOG_PID", raising=False)
+    daemon = Daemon(config)
+    daemon.job_stall_s = 1.0
+    lock = store.connect(config.db_path)
+    daemon.start()
+    try:
+        assert wait_until(lambda: store.active_version(lock) == 1)
+        _pings(sock, 2.0)
+        assert _pings(sock, 1.5) >= 2  # past the 2 s staleness: the jobs beat it
+
+        lock.execute("BEGIN IMMEDIATE")  # the next sync run cannot write: it hangs
+        pub.publish(2, {"b": (png(2), "image/png")})
+        daemon.kick()
+        assert wait_until(lambda: daemon.stalled() == ["poll"], timeout=10)
+        _pings(sock, 2.5)  # the last ones, before the watchdog thread notices
+        assert _pings(sock, 2.0) == 0
+    finally:
+        if lock.in_transaction:
+            lock.execute("ROLLBACK")
+        daemon.stop()
+        lock.close()
+        sock.close()
