@@ -104,8 +104,6 @@ class Daemon:
         self._running: dict[str, float] = {}  # job → last sign of progress (monotonic)
         self._stall_logged = False
 
-    # --- jobs ------------------------------------------------------------------------------
-
     # --- liveness: the watchdog pings only while the scheduler runs jobs and no job hangs --
 
     def _touch(self, job: str) -> None:
@@ -137,6 +135,8 @@ class Daemon:
             log.error("job %s made no progress for %.0f s; watchdog pings stop so that "
                       "systemd restarts eboard-sync", ", ".join(stuck), self.job_stall_s)
 
+    # --- jobs ------------------------------------------------------------------------------
+
     def _poll(self) -> None:
         self._poll_idle.clear()
         self._touch("poll")
@@ -149,6 +149,7 @@ class Daemon:
     def _poll_loop(self) -> None:
         while not self.stopping.is_set():
             self._again.clear()
+            self._touch("poll")
             try:
                 result = self.engine.sync_once(_Progress(lambda: self._touch("poll")))
             except Exception as e:  # never let one bad run stop the polling for good
