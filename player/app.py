@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import sqlite3
 import sys
 import time
 from datetime import datetime
@@ -64,10 +65,14 @@ def run(config: Config, duration: float | None = None, screenshot_dir: Path | No
     window.content_painted.connect(
         lambda t: log.info("first content on screen %.0f ms after start (monotonic %.4f)",
                            (t - t0) * 1000, t))
-    requests_conn = store.connect(config.db_path)
-    capture.apply_forced_off_at_start(requests_conn, window)
-    capture.install_request_poller(window, requests_conn, config.cache_dir,
-                                   config.status.screenshot_width)
+    requests_conn: sqlite3.Connection | None = None
+    try:
+        requests_conn = store.connect(config.db_path)
+        capture.apply_forced_off_at_start(requests_conn, window)
+        capture.install_request_poller(window, requests_conn, config.cache_dir,
+                                       config.status.screenshot_width)
+    except (sqlite3.Error, OSError) as e:
+        log.error("remote screen commands are off: cannot write %s (%s)", config.db_path, e)
     watchdog.start_watchdog(window)
     window.first_frame.connect(lambda: watchdog.notify_ready())
     window.show_on_screen()
@@ -98,7 +103,8 @@ def run(config: Config, duration: float | None = None, screenshot_dir: Path | No
         window.close()
         window.deleteLater()  # with it, the request poller's timer
         app.setQuitOnLastWindowClosed(quit_on_close)
-        requests_conn.close()
+        if requests_conn is not None:
+            requests_conn.close()
         for s, h in old.items():
             signal.signal(s, h)
     return int(rc)

@@ -35,6 +35,35 @@ class Content:
         return self.media_types.get(sha or "", "")
 
 
+def open_db(path: Path) -> tuple[sqlite3.Connection, bool]:
+    """The shared database for the player: (connection, writable).
+
+    On a cache it cannot write (disk full, remounted read-only) the player still
+    shows what is there: it reads through a read-only connection, or, where SQLite
+    cannot even create its shared-memory file, as an immutable file.
+    """
+    try:
+        conn = store.connect(path)
+        store.generation(conn)
+        return conn, True
+    except (sqlite3.Error, OSError) as e:
+        first = e
+    if not path.is_file():
+        raise first
+    for query in ("mode=ro", "mode=ro&immutable=1"):
+        try:
+            conn = sqlite3.connect(f"{path.resolve().as_uri()}?{query}", uri=True,
+                                   check_same_thread=False)
+            conn.row_factory = sqlite3.Row
+            store.generation(conn)
+        except sqlite3.Error:
+            continue
+        log.error("cannot open %s for writing (%s); showing its content read-only, "
+                  "proof of play waits in memory", path, first)
+        return conn, False
+    raise first
+
+
 def load(conn: sqlite3.Connection, cache_dir: Path, gen: int | None = None) -> Content:
     """Everything schedulable now: manifest playlists first, then overlays."""
     gen = store.generation(conn) if gen is None else gen

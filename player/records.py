@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import logging
 import queue
+import sqlite3
 import threading
 import time
 import uuid
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -56,10 +58,17 @@ class PlayRecord:
 
 
 class Writer:
-    """A thread that owns a connection and writes plays and status in order."""
+    """A thread that owns a connection and writes plays and status in order.
 
-    def __init__(self, db_path: Path) -> None:
+    When the database cannot be opened or written (disk full, read-only remount),
+    records wait in memory (the newest ``max_pending``) and are written when the
+    disk takes them again; the screen never waits for it.
+    """
+
+    def __init__(self, db_path: Path, retry_s: float = 30.0, max_pending: int = 20_000) -> None:
         self._db_path = db_path
+        self._retry_s = retry_s
+        self._pending: deque[dict[str, Any]] = deque(maxlen=max_pending)
         self._q: queue.Queue[tuple[str, dict[str, Any]] | None] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="player-records", daemon=True)
         self._thread.start()
@@ -70,6 +79,11 @@ class Writer:
     def status(self, data: dict[str, Any]) -> None:
         self._q.put(("status", data))
 
+    @property
+    def backlog(self) -> int:
+        """Proof-of-play records waiting in memory for the disk."""
+        return len(self._pending)
+
     def close(self, timeout: float = 10.0) -> None:
         """Write what is queued, then stop."""
         if self._thread.is_alive():
@@ -77,19 +91,53 @@ class Writer:
             self._thread.join(timeout)
 
     def _run(self) -> None:
-        conn = store.connect(self._db_path)
-        try:
-            while True:
-                job = self._q.get()
-                if job is None:
-                    return
-                kind, data = job
+        conn: sqlite3.Connection | None = None
+        status: dict[str, Any] | None = None
+        next_try = 0.0
+        failing = False
+        stop = False
+        while not stop:
+            waiting = bool(self._pending) or status is not None
+            try:
+                job = self._q.get(timeout=self._retry_s if waiting else None)
+            except queue.Empty:
+                job = ("retry", {})
+            if job is None:
+                stop = True
+            elif job[0] == "play":
+                self._pending.append(job[1])
+            elif job[0] == "status":
+                status = job[1]
+            if conn is None and time.monotonic() >= next_try:
                 try:
-                    if kind == "play":
-                        store.add_play(conn, data)
-                    else:
-                        store.set_status(conn, "player", data)
-                except Exception:  # a full disk must not stop the screen
-                    log.exception("could not write the player's %s record", kind)
-        finally:
+                    conn = store.connect(self._db_path)
+                except (sqlite3.Error, OSError) as e:
+                    next_try = time.monotonic() + self._retry_s
+                    if not failing:
+                        log.error("cannot open %s to record proof of play (%s); keeping "
+                                  "records in memory and trying again every %g s",
+                                  self._db_path, e, self._retry_s)
+                    failing = True
+                    continue
+            if conn is None:
+                continue
+            try:
+                while self._pending:
+                    store.add_play(conn, self._pending[0])
+                    self._pending.popleft()
+                if status is not None:
+                    store.set_status(conn, "player", status)
+                    status = None
+                if failing:
+                    log.info("proof of play is written to %s again", self._db_path)
+                failing = False
+            except sqlite3.Error as e:  # a full disk must not stop the screen
+                if not failing:
+                    log.error("cannot write proof of play to %s (%s); %d record(s) kept in "
+                              "memory", self._db_path, e, len(self._pending))
+                failing = True
+        if self._pending:
+            log.error("%d proof-of-play record(s) could not be written to %s",
+                      len(self._pending), self._db_path)
+        if conn is not None:
             conn.close()

@@ -52,7 +52,7 @@ class PlayerWindow(Canvas):
         self._clock = clock
         fonts.family()
         super().__init__(config, parent)
-        self._conn = store.connect(config.db_path)
+        self._conn, self._writable = content.open_db(config.db_path)
         self._writer = Writer(config.db_path)
         self._stage = Stage(config)
         self._video = VideoPlayer(config, self)
@@ -141,6 +141,8 @@ class PlayerWindow(Canvas):
             "clock": {"ok": ok, "reason": why, "jumps": self._clock_jumps,
                       "timezone": self.config.timezone},
             "plays_recorded": self._plays,
+            "plays_waiting_for_disk": self._writer.backlog,
+            "database_writable": self._writable,
             "pid": os.getpid(),
             "started_at": self._started_at,
         }

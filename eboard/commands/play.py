@@ -41,9 +41,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _run(args: argparse.Namespace) -> int:
     config = config_or_exit(args)
     try:
-        from content_sync import store
+        from player.content import open_db
 
-        store.connect(config.db_path).close()
+        open_db(config.db_path)[0].close()
     except (OSError, sqlite3.Error) as e:
         print(f"eboard play: cannot open the database {config.db_path}: {e}. Check cache.dir "
               "and that this user may write there (the player records proof of play).",
