@@ -131,14 +131,14 @@ def db_counts(db: Path) -> tuple[int, int, int]:
 
 
 def run(minutes: float, out: Path, duration: float, publish_every: float, sample: float,
-        seed: int) -> dict[str, Any]:
+        seed: int, with_video: bool = True, flap: bool = True) -> dict[str, Any]:
     rnd = random.Random(seed)
     rows: list[dict[str, Any]] = []
     outages: list[tuple[float, float]] = []
     with tempfile.TemporaryDirectory(prefix="eboard-soak-") as tmp:
         t = Path(tmp)
         key, pubkey = make_keys(t / "keys")
-        video = clip(t / "clip.mp4")
+        video = clip(t / "clip.mp4") if with_video else None
         with reference_server(t / "data") as srv, flaky_link(srv.port) as link:
             pub = Publisher(t / "data", key, board=BOARD)
             version = 1
@@ -153,8 +153,8 @@ def run(minutes: float, out: Path, duration: float, publish_every: float, sample
             sync, player = start_sync(cfg, logs), start_player(cfg, logs)
             t0 = time.monotonic()
             end = t0 + minutes * 60
-            next_publish = t0 + publish_every
-            next_flip = t0 + rnd.uniform(30, 90)
+            next_publish = t0 + publish_every if publish_every > 0 else float("inf")
+            next_flip = t0 + rnd.uniform(30, 90) if flap else float("inf")
             down_since = 0.0
             died = ""
             while time.monotonic() < end:
@@ -267,11 +267,14 @@ def main() -> int:
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "soak-10min",
                     help="path without suffix for the .csv and .png")
     ap.add_argument("--duration", type=float, default=1.0, help="seconds per item")
-    ap.add_argument("--publish-every", type=float, default=60.0)
+    ap.add_argument("--publish-every", type=float, default=60.0, help="0 = publish once")
+    ap.add_argument("--no-video", action="store_true", help="images and text only")
+    ap.add_argument("--no-flap", action="store_true", help="keep the source up")
     ap.add_argument("--sample", type=float, default=5.0)
     ap.add_argument("--seed", type=int, default=8)
     a = ap.parse_args()
-    summary = run(a.minutes, a.out, a.duration, a.publish_every, a.sample, a.seed)
+    summary = run(a.minutes, a.out, a.duration, a.publish_every, a.sample, a.seed,
+                  not a.no_video, not a.no_flap)
     print(json.dumps(summary, indent=1))
     return 1 if summary["died"] or summary["tracebacks"] else 0
 
