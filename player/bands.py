@@ -103,17 +103,21 @@ class Ticker:
         cycle = self._strip.width() + gap
         return -int(self.speed * (now - self._t0)) % cycle - cycle, cycle
 
-    def paint(self, p: QPainter, rect: QRect, now: float | None = None) -> None:
+    def paint(self, p: QPainter, rect: QRect, now: float | None = None,
+              whole: bool = True) -> None:
+        """Draw the band at ``now``; ``whole`` = the band's frame (counted in the
+        statistics), not a part of it repainted for a neighbour."""
         now = time.monotonic() if now is None else now
-        if self._last_frame is not None:
-            self.frame_intervals.append(now - self._last_frame)
-        self._last_frame = now
+        if whole:
+            if self._last_frame is not None:
+                self.frame_intervals.append(now - self._last_frame)
+            self._last_frame = now
         p.fillRect(rect, QColor(self._bg if self._key else "#000000"))
         if self._strip is None:
             return
         x, cycle = self.offset(rect.width(), now)
         p.save()
-        p.setClipRect(rect)
+        p.setClipRect(rect, Qt.ClipOperation.IntersectClip)
         while x < rect.width():
             if x + self._strip.width() > 0:
                 p.drawImage(QPoint(rect.x() + x, rect.y()), self._strip)

@@ -93,7 +93,9 @@ class Canvas(QWidget):
         return t
 
     def _device_rect(self, r: look.Rect) -> QRect:
-        return self._transform().mapRect(QRect(*r)).adjusted(-1, -1, 1, 1)
+        # Exact: the zones are whole pixels and the rotations quarter turns, so a
+        # band's repaint never spills into its neighbour's pixels.
+        return self._transform().mapRect(QRect(*r))
 
     def zones_for(self, mode: str, ticker_text: str) -> look.Zones:
         w, h = self.logical_size()
@@ -171,7 +173,11 @@ class Canvas(QWidget):
             target.moveCenter(main.center())
             p.drawImage(target, picture)
         if z.ticker is not None:
-            self._ticker.paint(p, QRect(*z.ticker))
+            band = QRect(*z.ticker)
+            device = self._device_rect(z.ticker)
+            if event.region().intersects(device):
+                # A frame of the scroll only when the whole band is repainted.
+                self._ticker.paint(p, band, whole=event.region().contains(device))
         p.end()
         self._painted()
 
