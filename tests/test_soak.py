@@ -54,10 +54,6 @@ def _slope_mb_per_min(csv_path: Path, column: str, after_s: float) -> float:
 
 @pytest.mark.soak
 @pytest.mark.timeout(900)
-@pytest.mark.xfail(strict=True, reason=(
-    "DEFECT: the player's resident memory grows about 1 MB per video clip played "
-    "(≈ 6 MB/min with a 2-s clip every ~10 s), with the same content, no publish and no "
-    "link cut; flat without video (docs/RELIABILITY.md, Soak)."))
 def test_player_memory_is_flat_with_a_clip_in_the_playlist(tmp_path: Path) -> None:
     r = subprocess.run([sys.executable, str(ROOT / "bench" / "soak.py"), "--minutes", "6",
                         "--publish-every", "0", "--no-flap", "--sample", "3", "--out",
@@ -66,4 +62,8 @@ def test_player_memory_is_flat_with_a_clip_in_the_playlist(tmp_path: Path) -> No
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     assert json.loads(r.stdout[r.stdout.index("{"):])["video"], "no ffmpeg: no clip"
     slope = _slope_mb_per_min(tmp_path / "soak.csv", "player_rss_kb", after_s=120)
-    assert slope < 1.0, f"the player's memory grows {slope:.1f} MB a minute"
+    print(f"player resident memory: {slope:+.2f} MB a minute")
+    if slope >= 1.0:  # the run itself was sound (asserted above); only this is known bad
+        pytest.xfail(f"DEFECT: the player's memory grows {slope:.1f} MB a minute with a "
+                     "video clip in the playlist (about 1 MB per clip played; flat without "
+                     "video; docs/RELIABILITY.md, Soak)")
