@@ -108,7 +108,8 @@ class _Clip(QObject):
         if loop:
             media.add_option(":input-repeat=65535")
         self._mp.set_media(media)
-        self._cbs = (_FormatCb(self._format), _CleanupCb(lambda _o: None),
+        media.release()  # the player holds its own reference
+        self._cbs: tuple[Any, ...] = (_FormatCb(self._format), _CleanupCb(lambda _o: None),
                      _LockCb(self._lock), _UnlockCb(lambda _o, _p, _pl: None),
                      _DisplayCb(self._display))
         set_fmt = ctypes.CFUNCTYPE(None, vlc.MediaPlayer, _FormatCb, _CleanupCb)(
@@ -118,7 +119,8 @@ class _Clip(QObject):
                                    ctypes.c_void_p)(("libvlc_video_set_callbacks", vlc.dll))
         set_cbs(self._mp, self._cbs[2], self._cbs[3], self._cbs[4], None)
         self._mp.audio_set_volume(volume)
-        em = self._mp.event_manager()
+        # Kept: python-vlc's EventManager owns the ctypes thunk libVLC calls back.
+        self._em = em = self._mp.event_manager()
         em.event_attach(vlc.EventType.MediaPlayerEncounteredError, lambda _e: self.failed.emit(
             self, "libVLC could not open or decode the clip"))
         em.event_attach(vlc.EventType.MediaPlayerEndReached, lambda _e: self.ended.emit(self))
@@ -150,11 +152,21 @@ class _Clip(QObject):
         return ms / 1000.0 if ms and ms > 0 else None
 
     def release(self) -> None:
-        """Stop and free in the background: libVLC's stop can take a while."""
-        mp, cbs = self._mp, self._cbs
+        """Stop and free in the background: libVLC's stop can take a while.
+
+        The thread keeps the callbacks and the event manager until libVLC has let go
+        of them; the clip drops its own references now, so that it is freed by its
+        reference count as soon as the thread ends (no cycle left for the collector)."""
+        mp, cbs, em = self._mp, self._cbs, self._em
+        if not cbs:  # released already
+            return
+        self._cbs, self._em = (), None
 
         def _stop() -> None:
             mp.stop()
+            for event in (vlc.EventType.MediaPlayerEncounteredError,
+                          vlc.EventType.MediaPlayerEndReached):
+                em.event_detach(event)
             mp.release()
             assert cbs  # the callbacks must outlive the player
 
