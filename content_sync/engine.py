@@ -20,7 +20,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from content_sync import cache, dsse, interim, keys, manifest, store
+from content_sync import cache, dsse, interim, keys, manifest, repair, store
 from content_sync.fetch import Outcome, Reporter, fetch_all
 from content_sync.source import Source, SourceError, SourceUnreachable, open_source
 from kiosk_config import Config
@@ -88,6 +88,7 @@ class Engine:
         self.board = config.board.id
         self.cache_dir = config.cache_dir
         self.trusted = keys.load_trusted(config.source.trusted_keys)
+        self._verified = False  # a full re-verification of the media at the first run
 
     # --- the pipeline -----------------------------------------------------------------
 
@@ -150,10 +151,10 @@ class Engine:
             return self._refuse(subject, f"it is for board {m.board!r}, not this board "
                                 f"{self.board!r}; the source published it in the wrong place",
                                 m.version)
+        self._check_media()
         active = store.active_version(self.conn)
         if m.version == active:
-            return SyncResult(SyncState.UP_TO_DATE, f"version {active} is active and the newest "
-                              "the source offers", offered_version=m.version)
+            return self._repair(m, reporter)
         if m.version < active:
             return self._refuse(subject, f"not above the active version {active} (rollback)",
                                 m.version)
@@ -241,6 +242,66 @@ class Engine:
         result = SyncResult(SyncState.UP_TO_DATE, f"version {m.version} activated",
                             offered_version=m.version)
         return self._with_counts(result, outcome)
+
+    def _check_media(self) -> dict[str, str]:
+        """Drop the media the board needs whose file is damaged (content_sync/repair.py):
+        a stat each run, a full SHA-256 at the first run and then once a day."""
+        full = not self._verified or repair.full_due(self.conn)
+        damaged = repair.check(self.conn, self.cache_dir, store.referenced_media(self.conn),
+                               full)
+        self._verified = self._verified or full
+        for sha, why in damaged.items():
+            subject, reason = f"media {sha[:12]}… in the cache", f"{why}; fetching it again"
+            if not store.refusal_seen(self.conn, subject, reason):
+                store.record_refusal(self.conn, subject, reason)
+                log.warning("%s: %s", subject, reason)
+        if damaged:
+            with store.transaction(self.conn):
+                store.bump_generation(self.conn)  # the player drops their items meanwhile
+        return damaged
+
+    def _repair(self, m: manifest.Manifest, reporter: Reporter | None) -> SyncResult:
+        """The offered manifest is the active one: fetch again what it needs but lacks
+        (damaged on disk); it stays active meanwhile and its other items play."""
+        wanted = set(m.media)
+        need = {sha: m.media[sha] for sha in sorted(wanted - store.known_media(self.conn))}
+        if not need:
+            return SyncResult(SyncState.UP_TO_DATE, f"version {m.version} is active and the "
+                              "newest the source offers", offered_version=m.version)
+        what = f"{len(need)} media of the active version {m.version}"
+        adopted = cache.adopt(self.cache_dir, need)
+        cache.record(self.conn, self.cache_dir, {s: need.pop(s) for s in adopted})
+        outcome = None
+        if need:
+            quota = self.config.cache.quota_mb * MB
+            if not cache.make_room(self.conn, self.cache_dir,
+                                   sum(i.size for i in need.values()), quota, wanted):
+                return SyncResult(SyncState.NO_SPACE, f"{what} must be fetched again but "
+                                  f"cache.quota_mb = {self.config.cache.quota_mb} is full",
+                                  offered_version=m.version)
+            outcome = fetch_all(self.config, self.source, need, reporter, self.stopping)
+            cache.record(self.conn, self.cache_dir, {s: need[s] for s in outcome.done})
+            for sha, reason in outcome.refused + outcome.rejected:
+                self._refuse(f"media {sha[:12]}… of manifest version {m.version}", reason)
+        back = adopted | (outcome.done if outcome else set())
+        if back:
+            with store.transaction(self.conn):
+                store.bump_generation(self.conn)  # their items play again
+            log.info("fetched again %d damaged media of the active version %d",
+                     len(back), m.version)
+        missing = [s for s in need if outcome is None or s not in outcome.done]
+        if not missing:
+            return self._with_counts(SyncResult(
+                SyncState.UP_TO_DATE, f"version {m.version} is active; {what} fetched again "
+                "after damage on disk", offered_version=m.version), outcome)
+        assert outcome is not None
+        first = outcome.errors[0] if outcome.errors else "not downloaded"
+        state = (SyncState.NO_SPACE if outcome.disk_full else
+                 SyncState.OFFLINE if outcome.offline else SyncState.INCOMPLETE)
+        return self._with_counts(SyncResult(
+            state, f"version {m.version} is active but {len(missing)} of its media, damaged "
+            f"on disk, wait to be fetched again ({first}); their items are skipped meanwhile",
+            offered_version=m.version, errors=outcome.errors), outcome)
 
     def _emergency_first(self, m: manifest.Manifest, verified: dsse.Verified,
                          need: dict[str, manifest.MediaInfo]) -> set[str]:

@@ -146,13 +146,6 @@ def test_player_shows_content_from_a_cache_it_cannot_write(tmp_path: Path, fault
         assert "read-only" in r.stderr, r.stderr  # it says why it cannot record
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "DEFECT: media damaged on disk after activation is never detected nor fetched again. "
-    "The engine returns 'up to date' as soon as the offered version equals the active one "
-    "(content_sync/engine.py _process) without looking at the files; cache.missing_files "
-    "only runs for a new version and only checks presence; the player only skips an image "
-    "that fails to decode (for the life of the content generation) and shows a damaged "
-    "one that still decodes. Nothing tells the sync side to re-verify and re-fetch."))
 def test_media_damaged_after_activation_is_fetched_again(tmp_path: Path) -> None:
     key, pubkey = make_keys(tmp_path / "keys")
     pub = Publisher(tmp_path / "src", key, board=BOARD)
