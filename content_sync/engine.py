@@ -20,7 +20,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from content_sync import cache, dsse, interim, keys, manifest, repair, store
+from content_sync import cache, damaged, dsse, interim, keys, manifest, repair, store
 from content_sync.fetch import Outcome, Reporter, fetch_all
 from content_sync.source import Source, SourceError, SourceUnreachable, open_source
 from kiosk_config import Config
@@ -245,20 +245,24 @@ class Engine:
 
     def _check_media(self) -> dict[str, str]:
         """Drop the media the board needs whose file is damaged (content_sync/repair.py):
-        a stat each run, a full SHA-256 at the first run and then once a day."""
+        a stat each run, a full SHA-256 at the first run and then once a day, and at
+        once for the media the player could not show (content_sync/damaged.py)."""
         full = not self._verified or repair.full_due(self.conn)
-        damaged = repair.check(self.conn, self.cache_dir, store.referenced_media(self.conn),
-                               full)
+        reported = damaged.take(self.conn)
+        for sha, why in reported.items():
+            log.info("the player could not show media %s… (%s); verifying it", sha[:12], why)
+        bad = repair.check(self.conn, self.cache_dir, store.referenced_media(self.conn),
+                           full, set(reported))
         self._verified = self._verified or full
-        for sha, why in damaged.items():
+        for sha, why in bad.items():
             subject, reason = f"media {sha[:12]}… in the cache", f"{why}; fetching it again"
             if not store.refusal_seen(self.conn, subject, reason):
                 store.record_refusal(self.conn, subject, reason)
                 log.warning("%s: %s", subject, reason)
-        if damaged:
+        if bad:
             with store.transaction(self.conn):
                 store.bump_generation(self.conn)  # the player drops their items meanwhile
-        return damaged
+        return bad
 
     def _repair(self, m: manifest.Manifest, reporter: Reporter | None) -> SyncResult:
         """The offered manifest is the active one: fetch again what it needs but lacks

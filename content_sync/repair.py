@@ -42,16 +42,18 @@ def _damage(path: Path, sha: str, size: int, full: bool) -> str | None:
 
 
 def check(conn: sqlite3.Connection, cache_dir: Path, shas: set[str],
-          full: bool) -> dict[str, str]:
+          full: bool, hashed: set[str] | None = None) -> dict[str, str]:
     """Those of ``shas`` recorded in the database whose file is damaged, with why.
 
-    Their rows and files are removed, so the next fetch brings them again."""
+    ``full``: verify every SHA-256; else only those in ``hashed`` (e.g. reported by the
+    player, content_sync/damaged.py), the others by size. Their rows and files are
+    removed, so the next fetch brings them again."""
     rows = {str(r[0]): int(r[1]) for r in conn.execute("SELECT sha256, size FROM media")}
     damaged: dict[str, str] = {}
     for sha in sorted(shas & rows.keys()):
         path = store.media_path(cache_dir, sha)
         try:
-            why = _damage(path, sha, rows[sha], full)
+            why = _damage(path, sha, rows[sha], full or sha in (hashed or set()))
         except OSError as e:  # an unreadable sector: as damaged as a wrong byte
             why = f"its file cannot be read ({e.strerror or e})"
         if why is not None:

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from content_sync import store
+from content_sync import damaged, store
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +79,10 @@ class Writer:
     def status(self, data: dict[str, Any]) -> None:
         self._q.put(("status", data))
 
+    def damaged(self, sha256: str, reason: str) -> None:
+        """Tell the sync side a media could not be shown (content_sync/damaged.py)."""
+        self._q.put(("damaged", {"sha256": sha256, "reason": reason}))
+
     @property
     def backlog(self) -> int:
         """Proof-of-play records waiting in memory for the disk."""
@@ -93,11 +97,12 @@ class Writer:
     def _run(self) -> None:
         conn: sqlite3.Connection | None = None
         status: dict[str, Any] | None = None
+        bad: dict[str, str] = {}  # media the screen could not show, for the sync side
         next_try = 0.0
         failing = False
         stop = False
         while not stop:
-            waiting = bool(self._pending) or status is not None
+            waiting = bool(self._pending) or status is not None or bool(bad)
             try:
                 job = self._q.get(timeout=self._retry_s if waiting else None)
             except queue.Empty:
@@ -108,6 +113,8 @@ class Writer:
                 self._pending.append(job[1])
             elif job[0] == "status":
                 status = job[1]
+            elif job[0] == "damaged" and len(bad) < 1000:
+                bad[job[1]["sha256"]] = job[1]["reason"]
             if conn is None and time.monotonic() >= next_try:
                 try:
                     conn = store.connect(self._db_path)
@@ -128,6 +135,10 @@ class Writer:
                 if status is not None:
                     store.set_status(conn, "player", status)
                     status = None
+                while bad:
+                    sha, reason = next(iter(bad.items()))
+                    damaged.report(conn, sha, reason)
+                    del bad[sha]
                 if failing:
                     log.info("proof of play is written to %s again", self._db_path)
                 failing = False

@@ -377,6 +377,7 @@ class PlayerWindow(Canvas):
         log.warning("skipped %s/%s: %s", choice.playlist.id, choice.item.id, reason)
         if choice.item.media:
             self._bad_media.add(choice.item.media)
+            self._writer.damaged(choice.item.media, reason)
         rec = PlayRecord(choice.item.id, choice.playlist.id, self._content.version)
         self._writer.play(rec.close("skipped", reason))
         self._plays += 1
@@ -465,6 +466,7 @@ class PlayerWindow(Canvas):
             self._finish("skipped", reason)
             if choice.item.media:
                 self._bad_media.add(choice.item.media)
+                self._writer.damaged(choice.item.media, reason)
         else:
             self._current = None
             self._skip(choice, reason)

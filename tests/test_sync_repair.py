@@ -12,10 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from content_sync import repair, store
+from content_sync import damaged, repair, store
 from content_sync.engine import Engine, SyncState
 from kiosk_config import Config
 from player import content
+from player.records import Writer
 from tests.sync_helpers import (
     Publisher,
     Served,
@@ -156,3 +157,22 @@ def test_check_leaves_unrecorded_and_intact_media_alone(env: Env) -> None:
     assert Engine(env.config, env.conn).sync_once().state == SyncState.UP_TO_DATE
     assert repair.check(env.conn, env.config.cache_dir, {sha256(A), "0" * 64}, True) == {}
     assert env.intact(A)
+
+
+def test_media_the_player_reports_is_verified_at_once_and_fetched_again(env: Env) -> None:
+    env.pub.publish(1, {"a": (A, "image/bmp"), "b": (B, "image/png")})
+    engine = Engine(env.config, env.conn)
+    assert engine.sync_once().state == SyncState.UP_TO_DATE
+    data = bytearray(env.path(A).read_bytes())
+    data[len(data) // 2] ^= 0xFF  # same size: only a hash finds it
+    env.path(A).write_bytes(bytes(data))
+    # The player's own writer thread reports both; only A is really damaged.
+    w = Writer(env.config.db_path)
+    w.damaged(sha256(A), "cannot decode image")
+    w.damaged(sha256(B), "cannot decode image")
+    w.close()
+
+    r = engine.sync_once()  # full check not due: the report makes it hash A and B
+    assert r.state == SyncState.UP_TO_DATE and r.downloaded_files == 1, r
+    assert env.intact(A) and env.intact(B)
+    assert damaged.take(env.conn) == {}  # the reports were taken
