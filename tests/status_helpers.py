@@ -65,6 +65,21 @@ class RunningServer:
     stop: Callable[[], None]
 
 
+def stop_waitress(srv: Any, app: Any) -> None:
+    """Stop an in-process waitress server without leaving a thread that writes to its
+    closed wake-up pipe.
+
+    Waitress's worker threads wake the I/O loop by writing ``b"x"`` to a pipe. If the
+    server is closed while a worker still runs (a long-poll being answered), that write
+    goes to the pipe's old file-descriptor number, which this process may have reused
+    meanwhile: it once overwrote the header of a box's SQLite WAL file in a test.
+    So: end the long-polls, join the workers, and only then close the pipe.
+    """
+    app.extensions["eboard"]["hub"].stop()
+    srv.task_dispatcher.shutdown(cancel_pending=True, timeout=10)
+    srv.close()
+
+
 @contextmanager
 def reference_server(data: Path, port: int = 0,
                      middleware: Callable[[Any], Any] | None = None) -> Iterator[RunningServer]:
@@ -90,8 +105,7 @@ def reference_server(data: Path, port: int = 0,
         nonlocal stopped
         if not stopped:
             stopped = True
-            app.extensions["eboard"]["hub"].stop()
-            srv.close()
+            stop_waitress(srv, app)
 
     try:
         yield RunningServer(f"http://127.0.0.1:{srv.effective_port}/", data,

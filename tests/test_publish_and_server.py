@@ -21,6 +21,7 @@ from content_sync.publish import PublishError, prepare, write_to_folder
 from content_sync.publish_remote import upload
 from content_sync.server import create_app
 from content_sync.server.tokens import Tokens
+from tests.status_helpers import stop_waitress
 
 BOARD = "test.board-01"
 
@@ -65,8 +66,7 @@ def server(tmp_path: Path) -> Iterator[tuple[str, Path, Tokens]]:
     t = threading.Thread(target=srv.run, daemon=True)
     t.start()
     yield f"http://127.0.0.1:{srv.effective_port}/", data, tokens
-    app.extensions["eboard"]["hub"].stop()
-    srv.close()
+    stop_waitress(srv, app)
 
 
 def test_keys_private_mode_and_sign_verify(keypair: tuple[Path, Path], tmp_path: Path) -> None:
