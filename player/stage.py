@@ -31,7 +31,7 @@ class Stage:
         self.config = config
         self.images = ImageCache()
         self.prefetcher = Prefetcher(self.images)
-        self._slides: OrderedDict[Any, QImage] = OrderedDict()
+        self._slides: OrderedDict[Any, list[tuple[QImage, float]]] = OrderedDict()
         self._max = max_slides
 
     def zones(self, mode: str, width: int, height: int, ticker: bool) -> look.Zones:
@@ -41,32 +41,39 @@ class Stage:
     def media_path(self, sha: str) -> Path:
         return store.media_path(self.config.cache_dir, sha)
 
-    def render(self, choice: Choice, zones: look.Zones) -> QImage:
-        """The main-area picture for an image or text item (video has its own surface)."""
+    def render(self, choice: Choice, zones: look.Zones, page: int = 0) -> QImage:
+        """The main-area picture for an image or text item (video has its own surface);
+        ``page`` of an emergency on a strip board (see :meth:`pages`)."""
+        pages = self.pages(choice, zones)
+        return pages[min(max(0, page), len(pages) - 1)][0]
+
+    def pages(self, choice: Choice, zones: look.Zones) -> list[tuple[QImage, float]]:
+        """The item's pictures in turn with their seconds on screen: one picture
+        (0 s: for the whole item) except an emergency text on a strip board."""
         _, _, w, h = zones.main
         key = (choice.playlist.id, choice.item, choice.priority, choice.playlist.risk_level,
                w, h)
-        img = self._slides.get(key)
-        if img is not None:
+        pages = self._slides.get(key)
+        if pages is not None:
             self._slides.move_to_end(key)
-            return img
+            return pages
         item = choice.item
         if item.type == "image":
             assert item.media is not None
             d = self.config.display
-            img = self.images.get(self.media_path(item.media), item.media, w, h,
-                                  d.image_fit, d.smooth_scaling)
+            pages = [(self.images.get(self.media_path(item.media), item.media, w, h,
+                                      d.image_fit, d.smooth_scaling), 0.0)]
         elif item.type == "text":
             if choice.priority == "emergency":
-                img = slides.emergency_banner(item, choice.playlist, w, h)
+                pages = slides.emergency_pages(item, choice.playlist, w, h)
             else:
-                img = slides.text_notice(item, choice.priority, w, h)
+                pages = [(slides.text_notice(item, choice.priority, w, h), 0.0)]
         else:
             raise ImageError(f"{item.type} items have no still picture")
-        self._slides[key] = img
+        self._slides[key] = pages
         while len(self._slides) > self._max:
             self._slides.popitem(last=False)
-        return img
+        return pages
 
     def prefetch(self, choice: Choice, zones: look.Zones) -> None:
         """Get the picture of a likely next item ready before its switch."""
@@ -82,10 +89,10 @@ class Stage:
     def idle(self, name: str, now: datetime, zones: look.Zones) -> QImage:
         _, _, w, h = zones.main
         key = ("__idle__", name, f"{now:%Y%m%d%H%M}", w, h)
-        img = self._slides.get(key)
-        if img is None:
-            img = slides.idle(name, now, w, h)
-            self._slides[key] = img
+        cached = self._slides.get(key)
+        if cached is None:
+            cached = [(slides.idle(name, now, w, h), 0.0)]
+            self._slides[key] = cached
             while len(self._slides) > self._max:
                 self._slides.popitem(last=False)
-        return img
+        return cached[0][0]

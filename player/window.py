@@ -89,6 +89,11 @@ class PlayerWindow(Canvas):
         self._end_timer.setSingleShot(True)
         self._end_timer.setTimerType(Qt.TimerType.PreciseTimer)
         self._end_timer.timeout.connect(self._tick)
+        self._page = 0  # the page on screen of an emergency on a strip board
+        self._pages = 1
+        self._page_timer = QTimer(self)
+        self._page_timer.setSingleShot(True)
+        self._page_timer.timeout.connect(self._next_page)
         QTimer.singleShot(0, self.check_now)
 
     # ---- public ---------------------------------------------------------------------
@@ -123,7 +128,8 @@ class PlayerWindow(Canvas):
         if cur is not None and cur.priority == "emergency":
             emergency = {"playlist_id": cur.playlist.id, "since": self._emergency_since,
                          "headline": slides.headline(cur.item, cur.playlist),
-                         "risk_level": cur.playlist.risk_level}
+                         "risk_level": cur.playlist.risk_level,
+                         "page": f"{self._page + 1}/{self._pages}"}
         return {
             "state": self.mode,
             "current": None if cur is None else {
@@ -320,15 +326,40 @@ class PlayerWindow(Canvas):
             self._current, self._pending = choice, (mode, zones, text)
             return True
         try:
-            slide = self._stage.render(choice, zones)
+            pages = self._stage.pages(choice, zones)
         except ImageError as e:
             return self._skip(choice, str(e))
         self._video.stop()
         self._pending = None
         self._emergency_risk = choice.playlist.risk_level
-        self.set_scene(mode, zones, slide, text)
+        self._page = 0
+        self.set_scene(mode, zones, pages[0][0], text)
         self._begin(choice, choice.duration or 10.0)
+        self._turn_page_later(pages)
         return True
+
+    def _turn_page_later(self, pages: list[tuple[QImage, float]]) -> None:
+        """Set the timer of the next page when the item has several (strip boards)."""
+        self._pages = len(pages)
+        self._page_timer.stop()
+        if len(pages) > 1:
+            self._page_timer.start(max(500, round(pages[self._page][1] * 1000)))
+
+    def _next_page(self) -> None:
+        cur = self._current
+        if cur is None or self._closed or self._blanked or cur.item.type == "video":
+            return
+        mode = mode_of(cur)
+        text = self._ticker_text(mode, cur, self._now())
+        zones = self.zones_for(mode, text)
+        try:
+            pages = self._stage.pages(cur, zones)
+        except ImageError as e:
+            log.warning("could not draw the next page of %s: %s", cur.item.id, e)
+            return
+        self._page = (self._page + 1) % len(pages)
+        self.set_scene(mode, zones, pages[self._page][0], text)
+        self._turn_page_later(pages)
 
     def _begin(self, choice: Choice, duration: float | None) -> None:
         """The item is on screen now: open its record and set its end."""
@@ -391,6 +422,8 @@ class PlayerWindow(Canvas):
         self._current = None
         self._item_end = None
         self._end_timer.stop()
+        self._page_timer.stop()
+        self._page, self._pages = 0, 1
 
     def _show_idle(self, now: datetime) -> None:
         was_idle = self._mode == "idle" and self._slide is not None
@@ -425,9 +458,13 @@ class PlayerWindow(Canvas):
                 self._pending = (mode, zones, text)
             return
         try:
-            self.set_scene(mode, zones, self._stage.render(cur, zones), text)
+            pages = self._stage.pages(cur, zones)
         except ImageError as e:
             log.warning("could not redraw %s: %s", cur.item.id, e)
+            return
+        self._page = min(self._page, len(pages) - 1)
+        self.set_scene(mode, zones, pages[self._page][0], text)
+        self._turn_page_later(pages)
 
     # ---- painting hooks -------------------------------------------------------------
     def _emergency_level(self) -> int | None:
