@@ -10,7 +10,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Xvfb and the xcb libraries Qt needs, fonts with every Vietnamese letter, ffmpeg
 # for test media, nginx for the "any web server" test, chromium for the status page.
 DEB_PACKAGES := vlc-bin vlc-plugin-base vlc-plugin-video-output libvlc5 \
-	xvfb xauth x11-utils ffmpeg fonts-noto-core fonts-dejavu-core \
+	xvfb xauth x11-utils x11-xserver-utils ffmpeg fonts-noto-core fonts-dejavu-core \
 	libxcb-cursor0 libxkbcommon-x11-0 libxcb-icccm4 libxcb-image0 libxcb-keysyms1 \
 	libxcb-randr0 libxcb-render-util0 libxcb-shape0 libxcb-xinerama0 libxcb-xkb1 \
 	libegl1 libgl1 libfontconfig1 libdbus-1-3 nginx-light curl wget \

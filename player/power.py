@@ -34,14 +34,45 @@ def screen_on(on_hours: str, local: datetime) -> bool:
 
 
 def set_dpms(on: bool) -> bool:
-    """Ask the X server to switch the monitor on or off; False when it cannot."""
+    """Ask the X server to switch the monitor on or off; True only when it did.
+
+    ``xset dpms force off`` exits 0 even on a server without the DPMS extension
+    (Xvfb, the dummy driver, many HDMI-to-LED setups), so the outcome is read back
+    from ``xset q`` ("Monitor is Off") rather than trusted from the exit code.
+    """
     xset = shutil.which("xset")
     if not xset or not os.environ.get("DISPLAY"):
         return False
     try:
         subprocess.run([xset, "dpms", "force", "on" if on else "off"], timeout=5,
                        check=True, capture_output=True)
+        query = subprocess.run([xset, "q"], timeout=5, check=True, capture_output=True,
+                               text=True).stdout
     except (OSError, subprocess.SubprocessError) as e:
-        log.info("DPMS is not available (%s); the screen is painted black instead", e)
+        _not_available(str(e))
         return False
-    return True
+    state = dpms_state(query)
+    if state is None:
+        _not_available("the X server has no DPMS extension")
+        return False
+    return state == ("on" if on else "off")
+
+
+_warned = False
+
+
+def _not_available(why: str) -> None:
+    global _warned
+    if not _warned:
+        _warned = True
+        log.info("DPMS is not available (%s); the screen is painted black instead", why)
+
+
+def dpms_state(xset_q: str) -> str | None:
+    """'on', 'off', 'standby' or 'suspend' from ``xset q`` output; None without DPMS."""
+    for line in xset_q.splitlines():
+        line = line.strip()
+        if line.startswith("Monitor is "):
+            state = line.removeprefix("Monitor is ").strip().lower()
+            return {"in standby": "standby", "in suspend": "suspend"}.get(state, state)
+    return None
