@@ -20,7 +20,7 @@ from pydantic import BaseModel, ValidationError
 from kiosk_config.schema import Config
 
 DEFAULTS = "(defaults)"
-PATH_KEYS = ("source.token_file", "source.ca_bundle", "cache.dir")
+PATH_KEYS = ("source.token_file", "source.ca_bundle", "cache.dir", "emergency.alarm_file")
 PATH_LIST_KEYS = ("source.trusted_keys",)
 
 

@@ -11,7 +11,14 @@ from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 GEOMETRY_RE = re.compile(r"^(\d{2,5})x(\d{2,5})\+(-?\d{1,5})\+(-?\d{1,5})$")
 BOARD_ID_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,127}$")
@@ -166,6 +173,36 @@ class CapConfig(Section):
         return not (self.latitude == 0.0 and self.longitude == 0.0)
 
 
+class EmergencyConfig(Section):
+    """What a board does, besides the screen, when an emergency comes on screen."""
+
+    alarm: bool = Field(
+        default=False, description="sound an alarm when an emergency comes on screen"
+    )
+    alarm_file: str = Field(
+        default="", description="sound file libVLC can play; '' = the bundled siren"
+    )
+    alarm_repeats: int = Field(default=3, ge=1, le=20, description="times the sound plays")
+    alarm_volume: int = Field(default=100, ge=0, le=100, description="percent of full scale")
+    # audio_device comes first so that the check of audio_output can see it.
+    audio_device: str = Field(
+        default="", description="libVLC audio device, e.g. 'hw:0,3'; the WAV file for 'afile'"
+    )
+    audio_output: Literal["", "alsa", "pulse", "jack", "oss", "sndio", "afile", "adummy"] = (
+        Field(default="", description="libVLC audio output module; '' = libVLC's choice")
+    )
+
+    @field_validator("audio_output")
+    @classmethod
+    def _afile_needs_file(cls, v: str, info: ValidationInfo) -> str:
+        if v == "afile" and not info.data.get("audio_device"):
+            raise ValueError(
+                "emergency.audio_device to be set too: 'afile' writes the sound into the "
+                "WAV file named there (for tests), e.g. audio_device = '/tmp/alarm.wav'"
+            )
+        return v
+
+
 class MaintenanceConfig(Section):
     restart_at: str = Field(
         default="", description="'HH:MM' box time for a nightly restart; '' = none"
@@ -188,6 +225,7 @@ class Config(Section):
     display: DisplayConfig = DisplayConfig()
     status: StatusConfig = StatusConfig()
     cap: CapConfig = CapConfig()
+    emergency: EmergencyConfig = EmergencyConfig()
     maintenance: MaintenanceConfig = MaintenanceConfig()
 
     @field_validator("timezone")
