@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import sqlite3
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +64,87 @@ def _line(label: str, text: Any) -> None:
     print(f"{label + ':':<17}{text}")
 
 
+def _printable(value: Any, limit: int = 200) -> str:
+    """Text from the player (a publisher's or CAP issuer's headline) made safe for a
+    terminal: control characters (escape sequences, newlines, bidi overrides) become
+    spaces, and very long text is cut."""
+    text = "".join(ch if ch.isprintable() else " " for ch in str(value)).strip()
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 172800:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"
+
+
+def _ago(seconds: float) -> str:
+    if seconds < -5:
+        return f"{_duration(-seconds)} in the future: check the clock"
+    return f"{_duration(max(seconds, 0.0))} ago"
+
+
+def _age_s(iso: Any, now: datetime) -> float | None:
+    if not isinstance(iso, str) or not iso:
+        return None
+    try:
+        t = datetime.fromisoformat(iso)
+    except ValueError:
+        return None
+    return (now - (t if t.tzinfo else t.replace(tzinfo=UTC))).total_seconds()
+
+
+def _when(iso: Any, tz: tzinfo, now: datetime) -> str:
+    """'2026-11-24 14:03:05 (local time, 3 min ago)' from a UTC ISO timestamp."""
+    if not isinstance(iso, str) or not iso:
+        return "an unknown time"
+    try:
+        t = datetime.fromisoformat(iso)
+    except ValueError:
+        return _printable(iso, 40)
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=UTC)
+    local = t.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S")
+    return f"{local} (local time, {_ago((now - t).total_seconds())})"
+
+
+def emergency_line(player: dict[str, Any], tz: tzinfo,
+                   now: datetime | None = None) -> tuple[bool, str]:
+    """What ``eboard status`` says about an emergency: (prominent, line).
+
+    Prominent lines (an emergency on screen, or one last reported by a player whose
+    status is old) go to the top of the output; the quiet ones sit with the player."""
+    now = now or datetime.now(UTC)
+    e = player.get("emergency")
+    if not isinstance(e, dict):
+        if player.get("running") is None:
+            return False, "unknown (the player has not written its status yet)"
+        if player.get("running") is False:
+            return False, "unknown (the player's status is stale; see 'player' above)"
+        return False, "none"
+    headline = _printable(e.get("headline") or "") or "(no headline)"
+    level = e.get("risk_level")
+    level_text = (f"risk level {level}" if isinstance(level, int) and not isinstance(level, bool)
+                  else "no risk level")
+    what = (f'"{headline}" (playlist {_printable(e.get("playlist_id") or "?", 80)}, '
+            f"{level_text})")
+    since = _when(e.get("since"), tz, now)
+    if player.get("running"):
+        return True, f"EMERGENCY on screen since {since}: {what}"
+    if player.get("state") == "stopped":
+        why = "the player reported that it stopped"
+    else:
+        age = _age_s(player.get("updated_at"), now)
+        old = f" ({_duration(age)} old)" if age is not None and age >= 0 else ""
+        why = f"the player's status is stale{old}: it is not running, or hung"
+    return True, (f"EMERGENCY last reported on screen since {since}: {what}; NOT CONFIRMED "
+                  f"NOW: {why}. Look at the board and check 'systemctl status eboard-player'")
+
+
 def run(args: argparse.Namespace) -> int:
     config = config_or_exit(args)
     info = collect(config)
@@ -74,6 +156,10 @@ def run(args: argparse.Namespace) -> int:
     if "error" in info:
         _line("state", info["error"])
         return 1
+    p = info["player"]
+    prominent, emergency = emergency_line(p, config.tz)
+    if prominent:
+        print(emergency)
     m = info["manifest"]
     pending = f", pending {m['pending_version']}" if m["pending_version"] else ""
     _line("active manifest", f"{m['active_version'] or 'none'}{pending}")
@@ -85,11 +171,12 @@ def run(args: argparse.Namespace) -> int:
         _line("  error", err)
     if sync.get("last_error") and sync.get("state") != "up_to_date":
         _line("  last error", f"{sync['last_error']} at {sync.get('last_error_at')}")
-    p = info["player"]
     running = {True: "running", False: "NOT RUNNING (no status lately)", None: "unknown"}
     _line("player", f"{running[p['running']]}, updated {p['updated_at'] or 'never'}")
     _line("on screen", f"{p['item_id'] or '-'} of {p['playlist_id'] or '-'}"
           f"{' since ' + p['item_since'] if p['item_since'] else ''}")
+    if not prominent:
+        _line("emergency", emergency)
     _line("screen", info["screen"]["state"] or "unknown")
     o = info["outbox"]
     folded = f", {o['folded_counts']} folded daily counts" if o["folded_counts"] else ""
