@@ -23,7 +23,9 @@ from PySide6.QtWidgets import QWidget
 from content_sync import store
 from kiosk_config import Config
 from player import content, fonts, look, power, slides
+from player.alarm import Alarm
 from player.canvas import Canvas
+from player.clock import ClockWatch, clock_ok
 from player.content import Content
 from player.images import ImageError
 from player.records import PlayRecord, Writer, wall_iso
@@ -35,7 +37,6 @@ log = logging.getLogger(__name__)
 
 POLL_MS = 250
 STATUS_EVERY_S = 15.0
-CLOCK_JUMP_S = 2.0
 PREROLL_S = 1.5  # a clip is opened and held on its first frame this long before its turn
 
 
@@ -56,6 +57,7 @@ class PlayerWindow(Canvas):
         self._writer = Writer(config.db_path)
         self._stage = Stage(config)
         self._video = VideoPlayer(config, self)
+        self._alarm = Alarm(config.emergency)  # rings once per emergency coming on screen
         self._video.ready.connect(self._video_ready)
         self._video.failed.connect(self._video_failed)
         self._video.ended.connect(self._video_ended)
@@ -73,8 +75,7 @@ class PlayerWindow(Canvas):
         self._next_change: datetime | None = None
         self._dpms = False
         self._minute = ""
-        self._wall_mono = (self._now().timestamp(), time.monotonic())
-        self._clock_jumps = 0
+        self._clockwatch = ClockWatch(self._now())
         self._started_at = wall_iso()
         self._emergency_since: str | None = None
         self._first_content = False
@@ -123,13 +124,14 @@ class PlayerWindow(Canvas):
 
     def status(self) -> dict[str, Any]:
         cur = self._current
-        ok, why = self._clock_ok(self._now())
+        ok, why = clock_ok(self._now(), self._content.issued_at)
         emergency = None
         if cur is not None and cur.priority == "emergency":
             emergency = {"playlist_id": cur.playlist.id, "since": self._emergency_since,
                          "headline": slides.headline(cur.item, cur.playlist),
                          "risk_level": cur.playlist.risk_level,
-                         "page": f"{self._page + 1}/{self._pages}"}
+                         "page": f"{self._page + 1}/{self._pages}",
+                         "alarm": self._alarm.state}
         return {
             "state": self.mode,
             "current": None if cur is None else {
@@ -144,7 +146,7 @@ class PlayerWindow(Canvas):
                        "blanked": self._blanked, "dpms_off": self._dpms,
                        "forced_off": self._forced_off},
             "frames": self._ticker.frame_stats(),
-            "clock": {"ok": ok, "reason": why, "jumps": self._clock_jumps,
+            "clock": {"ok": ok, "reason": why, "jumps": self._clockwatch.jumps,
                       "timezone": self.config.timezone},
             "plays_recorded": self._plays,
             "plays_waiting_for_disk": self._writer.backlog,
@@ -162,6 +164,7 @@ class PlayerWindow(Canvas):
         self._end_timer.stop()
         self._frame.stop()
         self._video.close()
+        self._alarm.close()
         self._stage.prefetcher.shutdown()
         self._release_outgoing()
         self._finish("played", "player stopped")
@@ -179,26 +182,6 @@ class PlayerWindow(Canvas):
     def _now(self) -> datetime:
         return self._clock() if self._clock else datetime.now(self.config.tz)
 
-    def _check_clock(self) -> bool:
-        """True when the wall clock jumped (NTP step, RTC reset, operator)."""
-        wall, mono = self._now().timestamp(), time.monotonic()
-        w0, m0 = self._wall_mono
-        self._wall_mono = (wall, mono)
-        drift = (wall - w0) - (mono - m0)
-        if abs(drift) > CLOCK_JUMP_S:
-            self._clock_jumps += 1
-            log.warning("the wall clock jumped by %+.0f s; schedules re-checked", drift)
-            return True
-        return False
-
-    def _clock_ok(self, now: datetime) -> tuple[bool, str]:
-        if now.year < 2024:
-            return False, (f"the clock says {now:%Y-%m-%d}: the box has no time source "
-                           "(RTC battery, NTP over the SIM?)")
-        issued = self._content.issued_at
-        if issued is not None and now < issued - timedelta(minutes=10):
-            return False, f"the clock is behind the active manifest's issue time {issued}"
-        return True, ""
 
     # ---- decisions ------------------------------------------------------------------
     def _available(self) -> frozenset[str]:
@@ -208,7 +191,7 @@ class PlayerWindow(Canvas):
         if self._closed:
             return
         now = self._now()
-        jumped = self._check_clock()
+        jumped = self._clockwatch.jumped(now)
         reload = False
         try:
             gen = store.generation(self._conn)
@@ -346,28 +329,19 @@ class PlayerWindow(Canvas):
             self._page_timer.start(max(500, round(pages[self._page][1] * 1000)))
 
     def _next_page(self) -> None:
-        cur = self._current
-        if cur is None or self._closed or self._blanked or cur.item.type == "video":
-            return
-        mode = mode_of(cur)
-        text = self._ticker_text(mode, cur, self._now())
-        zones = self.zones_for(mode, text)
-        try:
-            pages = self._stage.pages(cur, zones)
-        except ImageError as e:
-            log.warning("could not draw the next page of %s: %s", cur.item.id, e)
-            return
-        self._page = (self._page + 1) % len(pages)
-        self.set_scene(mode, zones, pages[self._page][0], text)
-        self._turn_page_later(pages)
+        if self._current is not None:
+            self._page = (self._page + 1) % self._pages
+            self._rescene()
 
     def _begin(self, choice: Choice, duration: float | None) -> None:
         """The item is on screen now: open its record and set its end."""
         if choice.priority == "emergency":
             if self._emergency_since is None:
                 self._emergency_since = wall_iso()
+                self._alarm.ring()
         else:
             self._emergency_since = None
+            self._alarm.stop()
         self._current = choice
         self._record = PlayRecord(choice.item.id, choice.playlist.id, self._content.version)
         self._item_end = None if duration is None else time.monotonic() + duration
@@ -430,6 +404,7 @@ class PlayerWindow(Canvas):
         self._video.stop()
         self._pending = None
         self._emergency_since = None
+        self._alarm.stop()
         text = self._ticker_text("idle", None, now)
         zones = self.zones_for("idle", text)
         self.set_scene("idle", zones, self._stage.idle(self.config.board.name, now, zones), text)
@@ -484,6 +459,9 @@ class PlayerWindow(Canvas):
         if not self._first_content and self._current is not None and self._record is not None:
             self._first_content = True
             self.content_painted.emit(time.monotonic())
+
+    def _placed(self) -> None:
+        self._status_due = 0.0  # the new size in the status at the next tick
 
     # ---- video (GUI thread) ---------------------------------------------------------
     def _video_ready(self, choice: Choice, length: float | None) -> None:
