@@ -1,19 +1,22 @@
-"""The screen side of ``eboard doctor``: X display, libVLC decoding, Vietnamese font."""
+"""The screen side of ``eboard doctor``: X display, libVLC decoding, Vietnamese font,
+and the emergency alarm's sound."""
 
 from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import shutil
 import sys
 import tempfile
 import textwrap
 from pathlib import Path
 
-from eboard.checks import FAIL, OK, WARN, Result, _run
+from eboard.checks import FAIL, OK, WARN, Result, _run, readable_by
 from kiosk_config import Config
 
 X_AUTHORITY = "/run/eboard-x11/Xauthority"
+ASOUND_CARDS = Path("/proc/asound/cards")
 
 
 # -- display, libVLC, font ----------------------------------------------------------------
@@ -123,3 +126,55 @@ def check_font() -> list[Result]:
                        f"{families[0]} (apt-get install fonts-noto-core)")]
     return [Result(FAIL, "font", "no font with the Vietnamese letters (ạ ệ ỹ ư đ): "
                    "apt-get install fonts-noto-core")]
+
+
+# -- the emergency alarm's sound ----------------------------------------------------------
+
+def sound_cards(cards: Path = ASOUND_CARDS) -> list[tuple[str, str]]:
+    """(index, id) of each ALSA sound card, e.g. [("0", "PCH"), ("1", "vc4hdmi0")]."""
+    try:
+        text = cards.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return []
+    return re.findall(r"^\s*(\d+)\s+\[(\S+)\s*\]", text, re.MULTILINE)
+
+
+def check_alarm(config: Config, cards: Path = ASOUND_CARDS) -> list[Result]:
+    """emergency.alarm: its sound file, and a sound card for it (the player says, in its
+    log and status, whether it really sounded)."""
+    e = config.emergency
+    if not e.alarm:
+        return [Result(OK, "alarm", "off (emergency.alarm = false)")]
+    out: list[Result] = []
+    sound = "the bundled siren"
+    if e.alarm_file:
+        path = Path(e.alarm_file)
+        if not path.is_file():
+            out.append(Result(WARN, "alarm", f"emergency.alarm_file {path} does not exist, so "
+                              "the bundled siren sounds instead: copy the file there or set "
+                              "alarm_file = \"\""))
+        elif readable_by(path, "eboard") is False or not os.access(path, os.R_OK):
+            out.append(Result(WARN, "alarm", f"emergency.alarm_file {path} cannot be read by "
+                              "user eboard, so the bundled siren sounds instead: run "
+                              f"'chmod a+r {path}'"))
+        else:
+            sound = str(path)
+    where: str = e.audio_output or "libVLC's default output"
+    if e.audio_device:
+        where += f" {e.audio_device}"
+    if e.audio_output in ("", "alsa", "pulse"):
+        found = sound_cards(cards)
+        named = re.search(r":(?:CARD=)?([^,=]+)", e.audio_device) if e.audio_output == "alsa" \
+            else None
+        listed = ", ".join(f"{i} ({name})" for i, name in found)
+        if not found:
+            return [*out, Result(FAIL, "alarm", f"emergency.alarm is on but the box has no "
+                                 f"sound card ({cards} lists none): connect HDMI audio or a "
+                                 "USB sound card, or set emergency.alarm = false")]
+        if named and named.group(1) not in {x for card in found for x in card}:
+            return [*out, Result(FAIL, "alarm", f"emergency.audio_device {e.audio_device} names "
+                                 f"card {named.group(1)}, but this box has {listed}: see "
+                                 "'aplay -l' and fix emergency.audio_device")]
+        where += f" (sound cards: {listed})"
+    return [*out, Result(OK, "alarm", f"on: {sound} x {e.alarm_repeats} at "
+                         f"{e.alarm_volume} % on {where}")]

@@ -340,3 +340,53 @@ def test_alarm_file_is_relative_to_its_config_file(tmp_path: Path) -> None:
     result = load(f)
     assert result.problems == [] and result.config is not None
     assert result.config.emergency.alarm_file == str(tmp_path / "etc" / "sounds" / "coi.wav")
+
+
+# -- eboard doctor ------------------------------------------------------------------------------
+
+CARDS = """ 0 [PCH            ]: HDA-Intel - HDA Intel PCH
+                      HDA Intel PCH at 0xf7f10000 irq 30
+ 1 [vc4hdmi0       ]: vc4-hdmi - vc4-hdmi-0
+                      vc4-hdmi-0
+"""
+
+
+def doctor_alarm(tmp_path: Path, cards: str | None, **emergency: Any) -> list[tuple[str, str]]:
+    from eboard.checks_screen import check_alarm
+
+    path = tmp_path / "asound-cards"
+    if cards is not None:
+        path.write_text(cards)
+    return [(r.status, r.message) for r in check_alarm(alarm_config(tmp_path, **emergency),
+                                                       cards=path)]
+
+
+def test_doctor_says_what_the_alarm_will_do(tmp_path: Path) -> None:
+    assert doctor_alarm(tmp_path, CARDS) == [("OK", "off (emergency.alarm = false)")]
+    ((status, message),) = doctor_alarm(tmp_path, CARDS, alarm=True, audio_output="alsa",
+                                        audio_device="plughw:CARD=PCH,DEV=3")
+    assert status == "OK"
+    assert "the bundled siren x 3 at 100 % on alsa plughw:CARD=PCH,DEV=3" in message
+    ((status, _),) = doctor_alarm(tmp_path, None, alarm=True, audio_output="afile",
+                                  audio_device=str(tmp_path / "out.wav"))
+    assert status == "OK", "afile needs no sound card"
+
+
+def test_doctor_fails_an_alarm_without_a_sound_card(tmp_path: Path) -> None:
+    for cards in (None, "--- no soundcards ---\n"):
+        ((status, message),) = doctor_alarm(tmp_path, cards, alarm=True)
+        assert status == "FAIL"
+        assert "emergency.alarm is on but the box has no sound card" in message
+    ((status, message),) = doctor_alarm(tmp_path, CARDS, alarm=True, audio_output="alsa",
+                                        audio_device="hw:3,0")
+    assert status == "FAIL"
+    assert "emergency.audio_device hw:3,0 names card 3, but this box has 0 (PCH), " \
+        "1 (vc4hdmi0)" in message
+
+
+def test_doctor_warns_of_a_missing_alarm_file(tmp_path: Path) -> None:
+    missing = tmp_path / "coi.mp3"
+    (warn, ok) = doctor_alarm(tmp_path, CARDS, alarm=True, alarm_file=str(missing))
+    assert warn == ("WARN", f"emergency.alarm_file {missing} does not exist, so the bundled "
+                    "siren sounds instead: copy the file there or set alarm_file = \"\"")
+    assert ok[0] == "OK" and "the bundled siren" in ok[1]

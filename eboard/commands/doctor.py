@@ -1,7 +1,7 @@
 """``eboard doctor``: one line per check, OK / WARN / FAIL with what to do.
 
 For the technician at the box (``sudo /opt/eboard/venv/bin/eboard doctor``):
-config, token, source, signature, clock, disk, display, libVLC, font, units,
+config, token, source, signature, clock, disk, display, libVLC, font, alarm, units,
 last sync and heartbeat. Exit status 0 when no check FAILs, 1 otherwise, so a
 script or the support hotline can act on it.
 """
@@ -17,13 +17,15 @@ from eboard.checks import FAIL, OK, WARN, Result
 from eboard.commands.common import add_config_option
 from kiosk_config import Config, load
 
-SKIPPABLE = ("access", "source", "clock", "disk", "display", "video", "font", "units", "sync")
+SKIPPABLE = ("access", "source", "clock", "disk", "display", "video", "font", "alarm", "units",
+             "sync")
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,unused-ignore]
     p = sub.add_parser(
         "doctor",
-        help="check the box: config, token, source, clock, disk, display, video, font, units",
+        help="check the box: config, token, source, clock, disk, display, video, font, alarm, "
+        "units",
         description="Check everything the board needs and say what to do about each problem. "
         "Exit status 0 when nothing FAILs.",
     )
@@ -70,6 +72,7 @@ def collect(args: argparse.Namespace) -> list[Result]:
         ("display", lambda: checks_screen.check_display(cfg, args.display)),
         ("video", checks_screen.check_video),
         ("font", checks_screen.check_font),
+        ("alarm", lambda: checks_screen.check_alarm(cfg)),
         ("units", lambda: checks.check_units(cfg)),
         ("sync", lambda: checks.check_activity(cfg)),
     ]
