@@ -195,7 +195,6 @@ class Alarm:
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._warned: set[str] = set()
-        self.rings = 0
 
     @property
     def state(self) -> str:
@@ -213,7 +212,6 @@ class Alarm:
         self.stop()
         previous = self._thread
         self._stop = stop = threading.Event()
-        self.rings += 1
         self._set("ringing")
         self._thread = threading.Thread(target=self._run, args=(stop, previous),
                                         name="alarm", daemon=True)
@@ -233,6 +231,9 @@ class Alarm:
     def _run(self, stop: threading.Event, previous: threading.Thread | None) -> None:
         if previous is not None:
             previous.join()  # one player on the sound device at a time
+        if stop.is_set():  # the emergency left before the sound device was free
+            self._set("stopped")
+            return
         try:
             outcome = self._ring(stop)
         except _Failure as e:
@@ -274,8 +275,10 @@ class Alarm:
             try:
                 return self._play(path, stop)
             except _NotASound as e:
-                if i + 1 == len(sounds):
-                    raise
+                if i + 1 == len(sounds):  # the bundled siren itself
+                    raise _Failure(f"the alarm sound {path} does not play ({e}): make it "
+                                   "again with 'python -m player.alarm' or re-install "
+                                   "eboard") from e
                 self._warn(f"emergency.alarm_file {path} does not play ({e}): the bundled "
                            "siren plays instead; use a WAV, MP3 or OGG file, or "
                            "set alarm_file = ''")
