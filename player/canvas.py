@@ -18,6 +18,7 @@ from PySide6.QtGui import (
     QPainter,
     QPaintEvent,
     QResizeEvent,
+    QScreen,
     QTransform,
 )
 from PySide6.QtWidgets import QWidget
@@ -28,6 +29,13 @@ from player.bands import Header, Ticker
 from player.vietnamese import format_datetime
 
 log = logging.getLogger(__name__)
+
+# How long the screens must have stayed unchanged before the window is placed again.
+REPLACE_DELAY_MS = 400
+
+
+def _rect_text(r: QRect) -> str:
+    return f"{r.width()}x{r.height()}+{r.x()}+{r.y()}"
 
 
 class Canvas(QWidget):
@@ -48,33 +56,80 @@ class Canvas(QWidget):
         self._frame = QTimer(self)
         self._frame.timeout.connect(self.update_ticker)
         self._frame.setTimerType(Qt.TimerType.PreciseTimer)
+        self._watching = False
+        self._placed_on: tuple[str, str] | None = None  # (screen, window) last placed
+        self._replace = QTimer(self)
+        self._replace.setSingleShot(True)
+        self._replace.setInterval(REPLACE_DELAY_MS)
+        self._replace.timeout.connect(self._place)
         rect = config.display.rect()
         self.resize(rect[0], rect[1]) if rect else self.resize(1280, 720)
 
     # ---- geometry -------------------------------------------------------------------
     def show_on_screen(self) -> None:
         """Show on the exact rectangle of ``display.geometry``, or full screen, and
-        place it again when the screen's resolution changes (a TV off and on)."""
-        screen = QGuiApplication.primaryScreen()
-        if screen is not None:
-            screen.geometryChanged.connect(lambda _r: QTimer.singleShot(500, self._place))
+        place it again when the screens change: a new resolution (xrandr, a sending
+        card's EDID), a monitor switched off and on (its screen removed and added)."""
+        app = QGuiApplication.instance()
+        if isinstance(app, QGuiApplication) and not self._watching:
+            self._watching = True
+            app.screenAdded.connect(self._watch_screen)
+            app.screenAdded.connect(self._screens_changed)
+            app.screenRemoved.connect(self._screens_changed)
+            app.primaryScreenChanged.connect(self._screens_changed)
+            for screen in QGuiApplication.screens():
+                self._watch_screen(screen)
         self._place()
 
+    def _watch_screen(self, screen: QScreen) -> None:
+        screen.geometryChanged.connect(self._screens_changed)
+
+    def _screens_changed(self, *_args: object) -> None:
+        # One change of mode is a burst of signals (geometry, screen added, primary
+        # changed, screen removed): the window is placed once, after the last.
+        self._replace.start()
+
+    def _screen_for_window(self) -> QScreen | None:
+        return QGuiApplication.primaryScreen()
+
     def _place(self) -> None:
+        screen = self._screen_for_window()
+        before = self._placed_on
         rect = self.config.display.rect()
+        handle = self.windowHandle()
+        if screen is not None and handle is not None and handle.screen() is not screen:
+            handle.setScreen(screen)
         if rect is not None:
             w, h, x, y = rect
             self.setGeometry(x, y, w, h)
             self.show()
         else:
-            screen = QGuiApplication.primaryScreen()
             if screen is not None:
                 self.setGeometry(screen.geometry())
             self.showFullScreen()
         if QGuiApplication.platformName() not in ("offscreen", "minimal"):
             self.raise_()
-        log.info("window placed at %dx%d+%d+%d, rotation %d", self.width(), self.height(),
-                 self.x(), self.y(), self.config.display.rotation)
+        here = _rect_text(self.geometry())
+        there = "no screen" if screen is None else _rect_text(screen.geometry())
+        self._placed_on = (there, here)
+        if before is None:
+            log.info("window placed at %s on the screen %s, rotation %d", here, there,
+                     self.config.display.rotation)
+        elif before != self._placed_on:
+            log.info("the screen changed from %s to %s: window placed at %s, rotation %d",
+                     before[0], there, here, self.config.display.rotation)
+        else:
+            log.debug("the screens changed; the screen is still %s, window at %s",
+                      there, here)
+        desktop = None if screen is None else screen.virtualGeometry()
+        if rect is not None and desktop is not None and not desktop.contains(self.geometry()):
+            log.warning("display.geometry %s is not inside the screen %s: part of the "
+                        "board is not shown", self.config.display.geometry,
+                        _rect_text(desktop))
+        self._placed()
+
+    def _placed(self) -> None:
+        """Hook: the window has been placed (at start, or again after a screen change)."""
 
     def logical_size(self) -> tuple[int, int]:
         return look.logical_size(self.width(), self.height(), self.config.display.rotation)

@@ -5,8 +5,8 @@ dies and systemd restarts it (systemd/eboard-x11 and the player's Restart=always
 The player must not hang on a dead display: it exits, with a line that names the X
 connection, so systemd can restart it; started again once X is back, it shows the
 content again, and fills the new screen when X comes back at another resolution (a
-different monitor on the HDMI port). Xvfb's RandR offers one fixed mode, so a live
-xrandr mode switch cannot be made here; the restart at a new size is what is tested.
+different monitor on the HDMI port). A live xrandr mode switch, with the player
+running, is in test_display_resolution_xvfb.py.
 """
 
 from __future__ import annotations
