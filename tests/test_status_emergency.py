@@ -86,6 +86,14 @@ def test_eboard_status_names_the_emergency_on_screen(tmp_path: Path) -> None:
     assert lines.index(line) == 1  # right under the board's name, before everything else
     assert "emergency:" not in r.stdout  # no second, quiet line
 
+    # With emergency.alarm = true the player says what the alarm sound is doing.
+    write_player_status(config.db_path, {**emergency_status(since), "emergency": {
+        **emergency_status(since)["emergency"], "alarm": "error: cannot open ALSA hw:1,0"}})
+    r = eboard_status(path)
+    assert r.stdout.splitlines()[1].endswith(
+        "(playlist khan-cap, risk level 4); alarm sound: error: cannot open ALSA hw:1,0")
+    write_player_status(config.db_path, emergency_status(since))
+
     # The player went quiet 10 minutes ago: the emergency is not claimed to be on screen.
     conn = store.connect(config.db_path)
     old = iso(datetime.now(UTC) - timedelta(minutes=10))

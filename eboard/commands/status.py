@@ -132,6 +132,9 @@ def emergency_line(player: dict[str, Any], tz: tzinfo,
                   else "no risk level")
     what = (f'"{headline}" (playlist {_printable(e.get("playlist_id") or "?", 80)}, '
             f"{level_text})")
+    alarm = e.get("alarm")
+    if isinstance(alarm, str) and alarm and alarm != "off":  # emergency.alarm = true
+        what += f"; alarm sound: {_printable(alarm, 200)}"
     since = _when(e.get("since"), tz, now)
     if player.get("running"):
         return True, f"EMERGENCY on screen since {since}: {what}"
