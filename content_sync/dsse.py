@@ -60,7 +60,7 @@ def verify(
     """Return the payload if some signature is valid by a trusted key, else raise."""
     try:
         env = json.loads(envelope_bytes)
-    except (ValueError, UnicodeDecodeError) as e:
+    except (ValueError, UnicodeDecodeError, RecursionError) as e:  # [[[[… nested too deep
         raise EnvelopeError(f"envelope is not JSON ({e})") from None
     if not isinstance(env, dict):
         raise EnvelopeError("envelope is not a JSON object")

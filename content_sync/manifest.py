@@ -168,7 +168,7 @@ def parse(body: bytes) -> Manifest:
     """Parse manifest JSON bytes or raise ManifestError with one clear reason."""
     try:
         data = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as e:
+    except (ValueError, UnicodeDecodeError, RecursionError) as e:  # [[[[… nested too deep
         raise ManifestError(f"manifest is not valid JSON: {e}") from None
     if not isinstance(data, dict):
         raise ManifestError("manifest is not a JSON object")

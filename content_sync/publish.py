@@ -175,13 +175,17 @@ def _atomic_write(path: Path, data: bytes) -> None:
 
 
 def manifest_version_in(envelope_bytes: bytes) -> int:
-    """The version inside an (unverified) envelope, for choosing the next one; 0 if unreadable."""
+    """The version inside an (unverified) envelope, for choosing the next one; 0 if unreadable.
+
+    Unreadable includes JSON nested too deep (RecursionError) and a version of
+    ``Infinity``/``1e999`` (OverflowError from int()).
+    """
     try:
         import base64
 
         env = json.loads(envelope_bytes)
         return int(json.loads(base64.b64decode(env["payload"]))["version"])
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, RecursionError, OverflowError):
         return 0
 
 

@@ -117,3 +117,34 @@ def test_signed_manifest_any_flipped_byte_is_refused(m: dict[str, Any], pos: int
     env["payload"] = base64.b64encode(bytes(tampered)).decode()
     with pytest.raises(dsse.EnvelopeError):
         dsse.verify(json.dumps(env).encode(), [KEY.public_key()])
+
+
+# --- regressions found by fuzz/fuzz_manifest.py (atheris) -----------------------------------
+
+DEEP = b"[" * 100_000  # json.loads raises RecursionError (not a ValueError) from ~1000 levels
+
+
+def test_deeply_nested_json_is_refused_with_one_line() -> None:
+    with pytest.raises(ManifestError, match="not valid JSON") as e:
+        manifest.parse(DEEP)
+    assert "\n" not in str(e.value)
+    with pytest.raises(dsse.EnvelopeError, match="not JSON") as e2:
+        dsse.verify(DEEP, [KEY.public_key()])
+    assert "\n" not in str(e2.value)
+    # behind a good signature too: the engine parses what verify() returns
+    with pytest.raises(ManifestError, match="not valid JSON"):
+        manifest.parse(dsse.verify(dsse.sign(DEEP, KEY), [KEY.public_key()]).body)
+
+
+@pytest.mark.parametrize("envelope", [
+    DEEP,
+    json.dumps({"payload": base64.b64encode(DEEP).decode()}).encode(),
+    json.dumps({"payload": base64.b64encode(b'{"version": Infinity}').decode()}).encode(),
+    json.dumps({"payload": base64.b64encode(b'{"version": 1e999}').decode()}).encode(),
+    json.dumps({"payload": base64.b64encode(b'{"version": NaN}').decode()}).encode(),
+], ids=["deep-envelope", "deep-payload", "infinity", "1e999", "nan"])
+def test_version_of_an_unreadable_envelope_is_0(envelope: bytes) -> None:
+    """``eboard publish`` and the server's events read the version of what is there."""
+    from content_sync.publish import manifest_version_in
+
+    assert manifest_version_in(envelope) == 0
