@@ -7,6 +7,7 @@ vocabulary, the parser returns a document or raises CapError, never anything els
 from __future__ import annotations
 
 import contextlib
+from datetime import timedelta
 from xml.sax.saxutils import escape
 
 import pytest
@@ -91,6 +92,32 @@ def test_bad_feed_entry_is_refused_alone() -> None:
     assert [bool(e.error) for e in doc.entries] == [True, False, True]
     assert "<sent>" in doc.entries[0].error
     assert doc.entries[1].alert is not None and doc.entries[1].alert.identifier == "good"
+
+
+# Times Python's fromisoformat reads but a CAP time (XML Schema dateTime, offset hh:mm)
+# cannot carry through the job: an offset with seconds comes back from the stored JSON
+# rounded to the minute (another time, another key); the years 1 and 9999 overflow when
+# moved to UTC or given an end (OverflowError). Found by fuzz/fuzz_cap.py.
+ODD_TIMES = ["2026-11-24T08:00:00+00:08:07", "2026-11-24T08:00:00+07:00:00.5",
+             "0001-01-01T00:00:00+07:00", "9999-12-31T23:00:00-05:00"]
+
+
+@pytest.mark.parametrize("when", ODD_TIMES)
+def test_times_that_cannot_be_stored_are_refused(when: str) -> None:
+    assert "<sent>" in refused(alert(sent=when))
+    assert "info 1 <expires>" in refused(alert(infos=(info(expires=when),)))
+    assert "info 1 <onset>" in refused(alert(infos=(info(onset=when),)))
+
+
+@pytest.mark.parametrize("when", ODD_TIMES)
+def test_a_reference_with_such_a_time_still_gives_keys(when: str) -> None:
+    from content_sync.cap.alerts import _ends, _iso
+    from content_sync.cap.model import Alert
+
+    a = parse_alert(alert(msg_type="Update", references=(("LCI-2026-0000", when),)))
+    assert len(a.reference_keys()) == 1 and a.key
+    _iso(_ends(a, timedelta(hours=720)))
+    assert Alert.model_validate_json(a.model_dump_json()) == a
 
 
 # --- property tests -----------------------------------------------------------------------

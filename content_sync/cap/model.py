@@ -7,7 +7,7 @@ and never changed; its state (active, cancelled, ...) lives beside it.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from pydantic import BaseModel, ConfigDict
 
@@ -82,12 +82,19 @@ class Alert(_Model):
 
 
 def parse_time(text: str) -> datetime | str:
-    """A CAP date-time (with offset) as an aware datetime, or the text when it is not one."""
+    """A CAP date-time (with offset) as an aware datetime, or the text when it is not one.
+
+    The offset is hh:mm (XML Schema dateTime): Python also reads "+00:08:07", which the
+    stored JSON would round to "+00:08", moving the time. The years 1 and 9999 are
+    refused: such a time cannot be moved to UTC or given an end without an
+    OverflowError (both found by fuzz/fuzz_cap.py).
+    """
     try:
         value = datetime.fromisoformat(text.strip())
     except ValueError:
         return text.strip()
-    if value.tzinfo is None:
+    offset = value.utcoffset()
+    if offset is None or offset % timedelta(minutes=1) or not 1 < value.year < 9999:
         return text.strip()
     return value
 
