@@ -114,9 +114,19 @@ def _merge(into: dict[str, Any], layer: dict[str, Any], file: str,
             origins[dotted] = file
 
 
-def _resolve_paths(layer: dict[str, Any], base: Path) -> None:
-    """Make relative paths in a file relative to that file's folder."""
-    def fix(v: Any) -> Any:
+def _resolve_paths(layer: dict[str, Any], base: Path, file: str) -> list[ConfigProblem]:
+    """Make relative paths in a file relative to that file's folder.
+
+    A path holding a NUL character (``"\\u0000"``; no file system takes one) is a problem,
+    not a ValueError from the file system calls (found by fuzz/fuzz_config.py).
+    """
+    problems: list[ConfigProblem] = []
+
+    def fix(v: Any, dotted: str) -> Any:
+        if isinstance(v, str) and "\0" in v:
+            problems.append(ConfigProblem(
+                file, dotted, f"expected a path without NUL characters; got {v!r}"))
+            return v
         if isinstance(v, str) and v and not os.path.isabs(v):
             return str((base / v).resolve())
         return v
@@ -126,7 +136,9 @@ def _resolve_paths(layer: dict[str, Any], base: Path) -> None:
         table = layer.get(section)
         if isinstance(table, dict) and key in table:
             value = table[key]
-            table[key] = [fix(x) for x in value] if isinstance(value, list) else fix(value)
+            table[key] = ([fix(x, dotted) for x in value] if isinstance(value, list)
+                          else fix(value, dotted))
+    return problems
 
 
 def _read_layer(path: Path) -> tuple[dict[str, Any] | None, ConfigProblem | None]:
@@ -171,7 +183,7 @@ def load(extra: Path | None = None, files: Iterable[Path] | None = None) -> Load
         problems.extend(unknown)
         if unknown:
             continue
-        _resolve_paths(data, path.parent)
+        problems.extend(_resolve_paths(data, path.parent, str(path)))
         _merge(merged, data, str(path), origins)
     result = LoadResult(config=None, files=paths, origins=origins, raw=merged)
     if problems:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import date, time
 from typing import Any
 
 from kiosk_config.loader import DEFAULTS, LoadResult
@@ -25,6 +26,11 @@ def _toml_value(value: Any) -> str:
         return repr(value)
     if isinstance(value, list):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, (date, time)):  # TOML dates and times, as an invalid file may hold
+        return value.isoformat()
+    if isinstance(value, dict):  # an inline table inside a list
+        return "{" + ", ".join(f"{json.dumps(str(k), ensure_ascii=False)} = {_toml_value(v)}"
+                               for k, v in value.items()) + "}"
     return json.dumps(value, ensure_ascii=False)
 
 

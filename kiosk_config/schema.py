@@ -233,7 +233,7 @@ class Config(Section):
     def _check_tz(cls, v: str) -> str:
         try:
             ZoneInfo(v)
-        except (ZoneInfoNotFoundError, ValueError):
+        except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: "Asia" is a folder
             raise ValueError("an IANA timezone name, e.g. 'Asia/Ho_Chi_Minh'") from None
         return v
 

@@ -62,3 +62,43 @@ def test_arbitrary_bytes_never_crash(data: bytes) -> None:
         f.write_bytes(data)
         result = load(f)
         assert (result.config is None) == bool(result.problems)
+
+
+# --- regressions found by fuzz/fuzz_config.py (atheris) -------------------------------------
+
+def test_a_path_with_a_nul_character_is_a_problem(tmp_path: Path) -> None:
+    """No file system takes a NUL; resolving it raised ValueError out of load()."""
+    f = tmp_path / "box.toml"
+    f.write_text('[cache]\ndir = "st\\u0000ate"\n[source]\ntrusted_keys = ["ok.pub", "k\\u0000"]\n',
+                 encoding="utf-8")
+    result = load(f)
+    assert result.config is None
+    assert [(p.file, p.key) for p in result.problems] == \
+        [(str(f), "cache.dir"), (str(f), "source.trusted_keys")]
+    assert all("NUL" in p.message for p in result.problems)
+
+
+def test_a_timezone_naming_a_folder_is_a_problem(tmp_path: Path) -> None:
+    """ZoneInfo("Asia") raised IsADirectoryError (an OSError) out of load()."""
+    f = tmp_path / "box.toml"
+    f.write_text('timezone = "Asia"\n', encoding="utf-8")
+    (p,) = load(f).problems
+    assert p.key == "timezone" and "IANA timezone" in p.message
+
+
+def test_render_writes_toml_dates_times_and_inline_tables_back(tmp_path: Path) -> None:
+    """An invalid file is rendered from its raw values: TOML dates, times and inline tables
+    in a list made json.dumps raise TypeError."""
+    import tomllib
+
+    from kiosk_config import render
+
+    text = ('[display]\non_hours = 1979-05-27T07:32:00Z\ngeometry = 07:32:00\n'
+            'rotation = 1979-05-27\n[source]\ntrusted_keys = [{a = 1979-05-27T07:32:00, '
+            '"b c" = [1, {d = 00:00:00.5}]}]\n')
+    f = tmp_path / "box.toml"
+    f.write_text(text, encoding="utf-8")
+    result = load(f)
+    assert result.problems
+    back = tomllib.loads(render(result))
+    assert back == tomllib.loads(text)
