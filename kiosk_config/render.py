@@ -29,9 +29,14 @@ def _toml_value(value: Any) -> str:
     if isinstance(value, (date, time)):  # TOML dates and times, as an invalid file may hold
         return value.isoformat()
     if isinstance(value, dict):  # an inline table inside a list
-        return "{" + ", ".join(f"{json.dumps(str(k), ensure_ascii=False)} = {_toml_value(v)}"
+        return "{" + ", ".join(f"{_toml_string(str(k))} = {_toml_value(v)}"
                                for k, v in value.items()) + "}"
-    return json.dumps(value, ensure_ascii=False)
+    return _toml_string(value)
+
+
+def _toml_string(value: Any) -> str:
+    # a JSON string is a TOML basic string but for DEL, which TOML wants escaped
+    return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007f")
 
 
 def render(result: LoadResult) -> str:

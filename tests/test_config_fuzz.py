@@ -102,3 +102,19 @@ def test_render_writes_toml_dates_times_and_inline_tables_back(tmp_path: Path) -
     assert result.problems
     back = tomllib.loads(render(result))
     assert back == tomllib.loads(text)
+
+
+def test_render_escapes_delete_in_strings(tmp_path: Path) -> None:
+    """JSON leaves U+007F (DEL) as it is; a TOML string may not hold it unescaped, so
+    `eboard config check` printed something that was not TOML."""
+    import tomllib
+
+    from kiosk_config import render
+
+    f = tmp_path / "box.toml"
+    text = ('[board]\nname = "a\\u007fb"\nid = "\\u007f"\n'
+            '[source]\ntrusted_keys = [{"\\u007f" = "\\u007f"}]\n')
+    f.write_text(text, encoding="utf-8")
+    result = load(f)
+    assert result.problems  # the id is not a valid id
+    assert tomllib.loads(render(result)) == tomllib.loads(text)
