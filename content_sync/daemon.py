@@ -18,6 +18,11 @@
 - ``alive`` (under systemd's ``WatchdogSec=``): beats the watchdog, so pings stop when
   the scheduler stops running jobs or a job shows no progress for ``JOB_STALL_S``
   (each download chunk counts), and systemd restarts the daemon.
+
+APScheduler plans on the wall clock: after a step back by a day it would hold every
+job for a day; after a step forward every job is late and runs at once. A thread
+(``eboard-clock``) watches the wall clock against the monotonic one and moves each
+job's next run by the jump (``follow_clock_jump``), so the time left until it stays.
 """
 
 from __future__ import annotations
@@ -38,11 +43,13 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers import SchedulerNotRunningError
 from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.interval import IntervalTrigger
 
 from content_sync import outbox, screenshot_upload, sdnotify, status_report, store
 from content_sync.engine import Engine, SyncResult, SyncState
 from content_sync.remote_commands import Executor
 from content_sync.source import Source, SourceError, SourceUnreachable, open_source
+from content_sync.wall_clock import ClockWatch
 from kiosk_config import Config
 
 log = logging.getLogger(__name__)
@@ -58,6 +65,7 @@ STARTUP_SPREAD_S = 15.0
 SCREENSHOT_CHECK_S = 5
 JOB_STALL_S = 600.0  # a job without progress this long is hung: systemd restarts us
 STOP_WAIT_S = 10.0  # SIGTERM: how long jobs may take to end (systemd allows 90 s)
+CLOCK_CHECK_S = 1.0  # how often eboard-clock compares the wall and monotonic clocks
 
 
 def next_delay(config: Config, result: SyncResult, failures: int) -> float:
@@ -87,7 +95,10 @@ class Daemon:
         self.engine = Engine(config, self.conn, self.source, self.stopping)
         self.scheduler = BackgroundScheduler(
             executors={"default": ThreadPoolExecutor(6)},  # one per job: none waits
-            job_defaults={"max_instances": 1, "coalesce": True, "misfire_grace_time": 60},
+            # A late job runs (once: coalesce) however late it is: with a grace time, a
+            # wall clock stepped forward past it (NTP after a boot on a flat RTC battery)
+            # made APScheduler drop the poll's one-shot job, and polling stopped for good.
+            job_defaults={"max_instances": 1, "coalesce": True, "misfire_grace_time": None},
         )
         self._stopped = False
         self._poll_idle = threading.Event()
@@ -97,6 +108,7 @@ class Daemon:
         self._kick_lock = threading.Lock()
         self._again = threading.Event()
         self._events_thread: threading.Thread | None = None
+        self._clock_thread: threading.Thread | None = None
         self.events_state = "unknown"  # of the events long-poll: up | failing | absent
         self._link_back = threading.Event()  # set by a poll that reached the source
         self.watchdog = sdnotify.WatchdogThread()
@@ -284,6 +296,34 @@ class Daemon:
                     store.set_meta(conn, "sync.events_after", str(after))
         conn.close()
 
+    # --- the wall clock jumps ---------------------------------------------------------------
+
+    def _watch_clock(self) -> None:
+        watch = ClockWatch(datetime.now().astimezone(), "sync jobs moved by the jump")
+        while not self.stopping.wait(CLOCK_CHECK_S):
+            drift = watch.drift(datetime.now().astimezone())
+            if drift:
+                self.follow_clock_jump(drift)
+
+    def follow_clock_jump(self, drift: float) -> None:
+        """Move every job's next run by ``drift`` seconds (the wall clock's jump), so that
+        the time left until it is what it was before the jump. Bounded to [now, now +
+        the job's period]: if the scheduler already planned a job on the new time, it
+        runs at most one period late or once early, never a day late."""
+        poll_period = max(self.config.source.poll_interval
+                          * (1 + self.config.source.poll_jitter), RETRY_CAP_S)
+        for job in self.scheduler.get_jobs():
+            nxt = job.next_run_time
+            if nxt is None:
+                continue
+            now = datetime.now(nxt.tzinfo)
+            period = (job.trigger.interval.total_seconds()
+                      if isinstance(job.trigger, IntervalTrigger) else poll_period)
+            moved = min(max(nxt + timedelta(seconds=drift), now),
+                        now + timedelta(seconds=period))
+            with contextlib.suppress(JobLookupError):  # a date job that just ran
+                job.modify(next_run_time=moved)
+
     # --- life cycle ------------------------------------------------------------------------
 
     def _every(self, job: str, fn: Callable[[], None], seconds: float, **kw: Any) -> None:
@@ -313,6 +353,9 @@ class Daemon:
             self._events_thread = threading.Thread(target=self._events_main,
                                                    name="eboard-events", daemon=True)
             self._events_thread.start()
+        self._clock_thread = threading.Thread(target=self._watch_clock,
+                                              name="eboard-clock", daemon=True)
+        self._clock_thread.start()
         self.watchdog.start()
         sdnotify.ready("eboard sync started")
         log.info("sync daemon started for board %s, source %s", self.config.board.id,
