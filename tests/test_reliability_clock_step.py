@@ -27,6 +27,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -152,6 +153,18 @@ def stepped_box(tmp_path: Path, clockshift: Path) -> Iterator[dict[str, Any]]:
             sync.close()
 
 
+def _is_showing(db: Path, expected: str) -> bool:
+    return _showing(db) == expected
+
+
+def _jumps_seen(db: Path, n: int) -> bool:
+    return int(_player(db).get("clock", {}).get("jumps", 0)) >= n
+
+
+def _beats_above(srv: Any, n: int) -> bool:
+    return len(_heartbeats(srv)) > n
+
+
 def _heartbeats(srv: Any) -> list[dict[str, Any]]:
     return [json.loads(r[0]) for r in srv.db.execute(
         "SELECT data FROM heartbeats WHERE board=? ORDER BY id", (BOARD,))]
@@ -178,11 +191,11 @@ def test_wall_clock_steps_under_both_processes(stepped_box: dict[str, Any]) -> N
     for n, (what, seconds, expected) in enumerate(steps, start=1):
         beats = len(_heartbeats(srv))
         clock.step(seconds)
-        assert wait_until(lambda e=expected: _showing(db) == e, 10), \
+        assert wait_until(partial(_is_showing, db, expected), 10), \
             f"after {what}: showing {_showing(db)!r}, expected {expected!r}"
-        assert wait_until(lambda n=n: _player(db).get("clock", {}).get("jumps", 0) >= n, 10)
+        assert wait_until(partial(_jumps_seen, db, n), 10)
         # The daemon's jobs keep their rhythm: a step back by a day does not hold them.
-        assert wait_until(lambda b=beats: len(_heartbeats(srv)) >= b + 1,
+        assert wait_until(partial(_beats_above, srv, beats),
                           2 * HEARTBEAT_S + 3), f"after {what}: no heartbeat\n{sync.text()}"
         assert sync.alive and player.alive, f"after {what}\n{sync.text()}\n{player.text()}"
 
