@@ -18,7 +18,9 @@ exactly when there are no problems, and a loaded config gives its time zone and 
 rectangle. Anything else escaping is a defect.
 
 Seeds: kiosk_config/eboard.example.toml (every key), a minimal file, one with the
-``[cap]`` area set and relative paths, and each value of the example as mode 2.
+``[cap]`` area set and relative paths, one with the values the fuzzer once broke the
+loader and render with (TOML dates and times, inline tables in a list, NUL and DEL
+escapes, a timezone folder), and each value of the example as mode 2.
 """
 
 from __future__ import annotations
@@ -78,8 +80,8 @@ def check(text: bytes) -> None:
     assert (result.config is None) == bool(result.problems)
     for p in result.problems:
         assert p.file and p.message  # p.key may be "": TOML allows the key ""
-    text = render(result)
-    tomllib.loads(text)  # `eboard config check` prints TOML: it must read back
+    printed = render(result)
+    tomllib.loads(printed)  # `eboard config check` prints TOML: it must read back
     if result.problems:
         assert str(ConfigError(result.problems))
     else:
@@ -100,6 +102,19 @@ def seeds() -> dict[str, bytes]:
     return values | {
         "example.toml": example,
         "minimal.toml": b'[board]\nid = "laichau.muongte.pavesu-01"\n',
+        "found-before-values.toml": b"""\
+timezone = "Asia"
+[board]
+id = "\\u007f"
+name = 1979-05-27T07:32:00Z
+[display]
+on_hours = 07:32:00.5
+rotation = 1979-05-27
+[source]
+trusted_keys = [{a = 1979-05-27T07:32:00, "b c" = [1, {d = "\\u007f"}]}]
+""",
+        "found-before-nul.toml":
+            b'[source]\ntoken_file = "to\\u0000ken"\ntrusted_keys = ["k\\u0000"]\n',
         "cap-and-paths.toml": """\
 timezone = "Asia/Ho_Chi_Minh"
 log_level = "debug"
