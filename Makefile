@@ -4,6 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 DURATION ?= 0
+FUZZ_TIME ?= 60
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 # Debian/Ubuntu packages the box and the tests need: libVLC with its video outputs,
@@ -16,7 +17,7 @@ DEB_PACKAGES := vlc-bin vlc-plugin-base vlc-plugin-video-output libvlc5 \
 	libegl1 libgl1 libfontconfig1 libdbus-1-3 nginx-light curl wget \
 	python3-venv chromium
 
-.PHONY: setup deb-packages venv demo test soak bench lint clean install-kiosk uninstall-kiosk
+.PHONY: setup deb-packages venv demo test soak bench fuzz lint clean install-kiosk uninstall-kiosk
 
 setup: deb-packages venv
 
@@ -48,9 +49,25 @@ soak: setup
 bench: setup
 	$(PY) -m bench
 
+# Coverage-guided fuzzing (atheris) of the manifest path, the config loader and the CAP
+# reader, FUZZ_TIME seconds each; the corpus grows in fuzz/corpus/, a failing input is
+# written to fuzz/artifacts/, each run's whole output to fuzz/artifacts/NAME.log (see
+# fuzz/_harness.py; docs/RELIABILITY.md, Hostile input).
+fuzz: setup
+	@mkdir -p fuzz/artifacts; status=0; for h in manifest config cap; do \
+	  echo "== fuzz/fuzz_$$h.py for $(FUZZ_TIME) s"; \
+	  if $(PY) fuzz/fuzz_$$h.py -max_total_time=$(FUZZ_TIME) -print_final_stats=1 \
+	      > fuzz/artifacts/$$h.log 2>&1; then \
+	    grep -E '^#[0-9]+[[:space:]]+DONE|^Done |^stat::(number_of_executed_units|peak_rss_mb)' \
+	      fuzz/artifacts/$$h.log; \
+	  else \
+	    tail -n 60 fuzz/artifacts/$$h.log; echo "== fuzz/fuzz_$$h.py FAILED"; status=1; \
+	  fi; \
+	done; exit $$status
+
 lint: setup
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy eboard player content_sync kiosk_config
+	$(VENV)/bin/mypy eboard player content_sync kiosk_config fuzz
 
 clean:
 	rm -rf $(VENV) demo-output build *.egg-info
