@@ -160,6 +160,8 @@ def failure(e: Exception, url: str) -> str:
         return f"cannot reach {url}: {_short(e)}"
     if isinstance(e, requests.RequestException):
         return f"{url}: {_short(e)}"
+    if isinstance(e, RecursionError):
+        return f"{url} answered JSON nested too deep to read"
     return str(e)
 
 
@@ -232,7 +234,7 @@ def upload_plays_once(config: Config, conn: sqlite3.Connection, session: request
             if not isinstance(answer, dict):
                 raise _Refused(f"{plays_url(config)} answered something that is not a JSON "
                                "object")
-        except (requests.RequestException, ValueError, _Refused) as e:
+        except (requests.RequestException, ValueError, RecursionError, _Refused) as e:
             result.error = failure(e, plays_url(config))
             break
         a, r, c = _apply_answer(conn, records, counts, answer, config.tz)

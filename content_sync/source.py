@@ -156,7 +156,8 @@ class HttpSource:
                             int(e["version"]) if e.get("version") is not None else None,
                             e.get("command") if isinstance(e.get("command"), dict) else None)
                       for e in data.get("events", [])]
-        except (ValueError, TypeError, KeyError, AttributeError):
+        except (ValueError, TypeError, KeyError, AttributeError, RecursionError, OverflowError):
+            # RecursionError: JSON nested too deep; OverflowError: an id of 1e999
             raise SourceError(f"{r.url} answered something that is not an events list") from None
         return nxt, events
 
@@ -172,7 +173,7 @@ class HttpSource:
             raise SourceError(f"{url} answered HTTP {r.status_code} to the heartbeat")
         try:
             answer = r.json()
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or nested too deep
             return {}
         return answer if isinstance(answer, dict) else {}
 

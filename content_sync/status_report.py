@@ -184,7 +184,7 @@ def run_heartbeat_once(config: Config, conn: sqlite3.Connection, session: reques
             raise ValueError(f"{status_url(config)} answered HTTP {resp.status_code}: "
                              f"{resp.text.strip()[:200]}")
         answer = resp.json()
-    except (requests.RequestException, ValueError) as e:
+    except (requests.RequestException, ValueError, RecursionError) as e:  # nested too deep
         error = outbox.failure(e, status_url(config))
         _log_transition(conn, error)
         return HeartbeatResult(False, error)

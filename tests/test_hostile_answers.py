@@ -1,0 +1,78 @@
+"""A source (or something pretending to be one) that answers the box's own requests
+with hostile JSON: nested too deep for Python's parser (RecursionError, not a
+ValueError), numbers too big for an int. Each is a clear failure of that request, never
+an exception out of the job, and nothing is lost: proof of play stays in the outbox.
+(The manifest path is covered by tests/test_sync_manifest_props.py and fuzz/.)"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from content_sync import outbox, store
+from content_sync.http import make_session
+from content_sync.source import HttpSource, SourceError
+from content_sync.status_report import run_heartbeat_once
+from tests.status_helpers import BOARD, add_plays, make_config, reference_server
+
+DEEP = b"[" * 200_000 + b"]" * 200_000
+ANSWERS = {
+    "deep": DEEP,
+    "deep object": b'{"a":' * 100_000 + b"1" + b"}" * 100_000,
+    "huge id": b'{"next": 1e999, "events": [{"id": 1e999, "type": "manifest", "version": 2}]}',
+}
+
+
+class Hostile:
+    """WSGI middleware answering ``body`` (as JSON, 200) to every request whose path ends
+    with ``suffix``; everything else goes to the real reference server."""
+
+    def __init__(self, app: Any, suffix: str, body: bytes) -> None:
+        self.app, self.suffix, self.body = app, suffix, body
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        if environ["PATH_INFO"].endswith(self.suffix):
+            environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+            start_response("200 OK", [("Content-Type", "application/json"),
+                                      ("Content-Length", str(len(self.body)))])
+            return [self.body]
+        return self.app(environ, start_response)
+
+
+@pytest.mark.parametrize("kind", list(ANSWERS))
+def test_events_answer(tmp_path: Path, kind: str) -> None:
+    with reference_server(tmp_path / "src", middleware=lambda app: Hostile(
+            app, "/events", ANSWERS[kind])) as srv:
+        config, _ = make_config(tmp_path / "box", srv.url)
+        source = HttpSource(config)
+        with pytest.raises(SourceError, match="not an events list"):
+            source.events(BOARD, 0, 1)
+        source.close()
+
+
+@pytest.mark.parametrize("kind", ["deep", "deep object"])
+def test_heartbeat_answer(tmp_path: Path, kind: str) -> None:
+    with reference_server(tmp_path / "src", middleware=lambda app: Hostile(
+            app, "/status", ANSWERS[kind])) as srv:
+        config, _ = make_config(tmp_path / "box", srv.url)
+        conn = store.connect(config.db_path)
+        hb = run_heartbeat_once(config, conn, make_session(config))
+        assert not hb.ok and hb.error is not None
+        assert "nested too deep" in hb.error and "/status" in hb.error
+        conn.close()
+
+
+@pytest.mark.parametrize("kind", ["deep", "deep object"])
+def test_plays_answer_keeps_the_records(tmp_path: Path, kind: str) -> None:
+    with reference_server(tmp_path / "src", middleware=lambda app: Hostile(
+            app, "/plays", ANSWERS[kind])) as srv:
+        config, _ = make_config(tmp_path / "box", srv.url)
+        add_plays(config.db_path, 20)
+        conn = store.connect(config.db_path)
+        result = outbox.upload_plays_once(config, conn, make_session(config))
+        assert result.accepted == 0 and result.error is not None
+        assert "nested too deep" in result.error and "/plays" in result.error
+        assert store.outbox_size(conn) == 20  # nothing acknowledged, nothing lost
+        conn.close()
