@@ -370,6 +370,9 @@ class Daemon:
         self.stopping.set()
         self._link_back.set()  # wakes the events thread from its backoff
         sdnotify.stopping()
+        # No job left to be due: the scheduler thread, woken just before the shutdown,
+        # would otherwise hand one to the stopped executor (a logged RuntimeError).
+        self.scheduler.remove_all_jobs()
         with contextlib.suppress(SchedulerNotRunningError):
             self.scheduler.shutdown(wait=False)
         self.watchdog.stop()
