@@ -84,6 +84,12 @@ class ImageCache:
             _, old = self._items.popitem(last=False)
             self._bytes -= old.sizeInBytes()
 
+    def keep_only(self, shas: set[str] | frozenset[str]) -> None:
+        """Drop the images of media no playlist uses any more (a new manifest came): the
+        bound alone would keep up to ``max_bytes`` of retired pictures resident."""
+        for key in [k for k in self._items if k[0] not in shas]:
+            self._bytes -= self._items.pop(key).sizeInBytes()
+
     def __contains__(self, key: object) -> bool:
         return key in self._items
 

@@ -198,6 +198,7 @@ class PlayerWindow(Canvas):
             if force or gen != self._content.generation:
                 self._content = content.load(self._conn, self.config.cache_dir, gen)
                 self._bad_media.clear()
+                self._stage.images.keep_only(self._content.available)
                 reload = True
                 log.info("content generation %d: manifest version %d, %d playlist(s)",
                          gen, self._content.version, len(self._content.playlists))

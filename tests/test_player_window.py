@@ -281,3 +281,30 @@ def test_play_says_what_to_do_when_the_cache_is_not_writable(tmp_path: Path) -> 
     assert res.returncode == 1
     assert "cannot open the database" in res.stderr and "cache.dir" in res.stderr
     assert "Traceback" not in res.stderr
+
+
+def test_a_new_manifest_lets_go_of_the_retired_pictures(qtbot: QtBot, board: Board) -> None:
+    """The scaled-image cache keeps only the pictures of media still in use: with the
+    byte bound alone, a board whose province published new pictures every hour held
+    up to 64 MB of retired ones (the 60-minute soak: +65 MB, flat only once full)."""
+    w = open_window(qtbot, board)
+    old = [board.add_media(png((30 * k, 20, 40))) for k in (1, 2)]
+    board.publish([playlist("p1", [{"id": f"a{k}", "type": "image", "media": sha,
+                                    "duration": 0.3} for k, sha in enumerate(old)])])
+    wait_item(qtbot, w, "a1")
+    wait_item(qtbot, w, "a0")
+
+    def cached() -> set[str]:
+        return {key[0] for key in w._stage.images._items}
+
+    assert set(old) <= cached()
+    new = board.add_media(png((20, 200, 40)))
+    board.publish([playlist("p2", [{"id": "b0", "type": "image", "media": new,
+                                    "duration": 0.3},
+                                   {"id": "b1", "type": "image", "media": old[0],
+                                    "duration": 0.3}])])
+    wait_item(qtbot, w, "b0")
+    wait_item(qtbot, w, "b1")
+    assert old[1] not in cached()  # retired
+    assert {new, old[0]} <= cached()  # still in use
+    w.close()
