@@ -13,7 +13,7 @@ import os
 import sqlite3
 from pathlib import Path
 
-from content_sync import store
+from content_sync import durability, store
 from content_sync.manifest import SHA256_RE, MediaInfo
 
 log = logging.getLogger(__name__)
@@ -100,10 +100,11 @@ def adopt(cache_dir: Path, need: dict[str, MediaInfo]) -> set[str]:
 
 
 def record(conn: sqlite3.Connection, cache_dir: Path, media: dict[str, MediaInfo]) -> None:
-    """Make the fetched files durable (one sync), then record them in one transaction."""
+    """Make the fetched files durable (one sync of the file system holding media/), then
+    record them in one transaction."""
     if not media:
         return
-    os.sync()
+    durability.sync_filesystem(store.media_dir(cache_dir))
     with store.transaction(conn):
         for sha, info in media.items():
             store.record_media(conn, sha, info.size, info.type)
