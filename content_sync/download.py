@@ -212,8 +212,11 @@ def _finish(partial: Path, h: hashlib._Hash, have: int, size: int, sha: str,
             discard_partial(partial)
             raise
     final = media_path(cache_dir, sha)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(partial, final)
+    try:
+        os.replace(partial, final)
+    except FileNotFoundError:  # the first file of this cache: no media/ yet
+        final.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(partial, final)
     _sidecar(partial).unlink(missing_ok=True)
     _bad_marker(partial).unlink(missing_ok=True)
     return final
@@ -227,7 +230,8 @@ def _read_chunks(r: requests.Response) -> Iterator[bytes]:
 
 def partial_path(cache_dir: Path, sha: str) -> Path:
     d = partial_dir(cache_dir)
-    d.mkdir(parents=True, exist_ok=True)
+    if not d.is_dir():
+        d.mkdir(parents=True, exist_ok=True)
     return d / sha
 
 
