@@ -22,6 +22,7 @@ from kiosk_config import Config, read_token
 from kiosk_config.version import __version__
 
 LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
+MERGED_MAX = 64  # origins whose merged environment settings a session remembers
 
 
 class SourceConfigError(Exception):
@@ -69,6 +70,7 @@ class EboardSession(requests.Session):
         super().__init__()
         self.timeout = timeout
         self.max_redirects = 5
+        self._merged: dict[Any, Any] = {}
 
     def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any
                 ) -> requests.Response:
@@ -77,6 +79,29 @@ class EboardSession(requests.Session):
             # Per request, or REQUESTS_CA_BUNDLE in the environment would win (requests#3829).
             kwargs.setdefault("verify", self.verify)
         return super().request(method, url, *args, **kwargs)
+
+    def merge_environment_settings(self, url: Any, proxies: Any, stream: Any, verify: Any,
+                                   cert: Any) -> Any:
+        """requests' own merge, remembered per origin (scheme and host:port, which is
+        all that ``no_proxy`` matches on) and arguments: it reads the environment's
+        proxy variables again for every request (about 0.3 ms, a quarter of a 1 MB
+        download on loopback), and the environment of a running process does not change.
+        The session's own settings are part of the key."""
+        if not self.trust_env:
+            return super().merge_environment_settings(url, proxies, stream, verify, cert)
+        try:
+            key = (urlsplit(url)[:2], tuple(sorted((proxies or {}).items())), stream,
+                   verify, cert, tuple(sorted(self.proxies.items())), self.stream,
+                   self.verify, self.cert)
+            settings = self._merged.get(key)
+        except TypeError:  # something unhashable: no cache
+            return super().merge_environment_settings(url, proxies, stream, verify, cert)
+        if settings is None:
+            settings = super().merge_environment_settings(url, proxies, stream, verify, cert)
+            if len(self._merged) >= MERGED_MAX:  # redirects to ever new hosts
+                self._merged.clear()
+            self._merged[key] = settings
+        return {**settings, "proxies": dict(settings["proxies"])}
 
     def get_redirect_target(self, resp: requests.Response) -> str | None:
         target = super().get_redirect_target(resp)
