@@ -2,11 +2,14 @@
 
     .venv/bin/python bench/bench_sync.py            # all of them
     .venv/bin/python bench/bench_sync.py poll parse # some of them
+    .venv/bin/python bench/bench_sync.py first --rounds 5 --capped-rounds 2
 
 1. ``poll``: a no-change poll: requests and bytes on the wire (TCP payload both ways,
    counted by a relaying proxy), against nginx and the reference server.
-2. ``first``: first sync of 100 media × about 1 MB, against one ``curl`` process
-   fetching the same 100 files one after another.
+2. ``first``: first sync of 100 media × about 1 MB (uncompressed BMP), against one
+   ``curl`` process fetching the same 100 files one after another, and against that
+   curl followed by one syncfs(2) (the same files made durable); on loopback, then
+   through a proxy that caps the link at 100 Mbit/s.
 3. ``wget``: a no-change ``wget -N -r`` mirror of the same folder: requests and bytes.
 4. ``resume``: a 50 MB file whose connection is cut at 50 %: bytes fetched beyond the
    file's size.
@@ -18,7 +21,9 @@ Needs nginx, curl and wget (Debian packages nginx-light, curl, wget).
 
 from __future__ import annotations
 
+import argparse
 import contextlib
+import ctypes
 import functools
 import io
 import json
@@ -186,6 +191,23 @@ def _sync(config_dir: Path, url: str, pubkey: Path, **source: Any) -> tuple[floa
     return dt, result[0]
 
 
+def _syncfs(path: Path) -> None:
+    """syncfs(2) of the file system holding ``path`` (os.sync() where it is missing)."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        if ctypes.CDLL(None, use_errno=True).syncfs(fd) != 0:
+            os.sync()
+    finally:
+        os.close(fd)
+
+
+def _clean(d: Path) -> None:
+    """Delete a run's files and let the disk settle (writeback, ext4's discards of the
+    freed blocks), so that the next timed run does not pay for this one."""
+    shutil.rmtree(d)
+    os.sync()
+
+
 # --- the benchmarks --------------------------------------------------------------------------
 
 def bench_poll_and_wget(work: Path, pub: Publisher, pubkey: Path, which: set[str]) -> dict:
@@ -305,8 +327,13 @@ def bench_push(work: Path, key: Any, pubkey: Path, rounds: int = 5) -> dict:
 
 
 def bench_first_sync(work: Path, pub: Publisher, pubkey: Path, shas: list[str],
-                     rate: float = 0, rounds: int = 3) -> dict:
-    """``rate`` > 0: through a proxy that caps the link at that many bytes per second."""
+                     rate: float = 0, rounds: int = 3, cli: bool = True) -> dict:
+    """``rate`` > 0: through a proxy that caps the link at that many bytes per second.
+
+    eboard_parallel{1,2}_s: ``Engine.sync_once`` in this process (what the daemon runs
+    each time); eboard_sync_once_process_s: ``eboard sync --once`` as a new process.
+    curl_then_syncfs_s: curl, then one syncfs(2) of its folder, i.e. the same files made
+    durable, which eboard does before it records them and curl does not do at all."""
     ng = Nginx(pub.root, work / f"nginx-first-{rate}")
     base = f"http://127.0.0.1:{ng.port}/"
     if rate:
@@ -320,20 +347,38 @@ def bench_first_sync(work: Path, pub: Publisher, pubkey: Path, shas: list[str],
             args = ["curl", "-s", "--fail"]
             for h in shas:
                 args += ["-o", str(dl / h), f"{base}media/{h}"]
-            out.setdefault("curl_s", []).append(
-                timed(functools.partial(subprocess.run, args, check=True)))
-            shutil.rmtree(dl)
+            t0 = time.perf_counter()
+            subprocess.run(args, check=True)
+            t1 = time.perf_counter()
+            _syncfs(dl)  # what making curl's files durable would add (eboard does it)
+            t2 = time.perf_counter()
+            out.setdefault("curl_s", []).append(t1 - t0)
+            out.setdefault("curl_then_syncfs_s", []).append(t2 - t0)
+            _clean(dl)
             for par in (1, 2):
                 d = work / f"first-{round_}-{par}-{rate}"
                 d.mkdir()
                 dt, r = _sync(d, base, pubkey, max_parallel_downloads=par)
                 assert r.ok, r.reason
                 out.setdefault(f"eboard_parallel{par}_s", []).append(dt)
-                shutil.rmtree(d / "cache")
+                _clean(d / "cache")
+            if cli:  # the whole command, process start and imports included
+                d = work / f"first-{round_}-cli-{rate}"
+                d.mkdir()
+                write_config(d, base, [pubkey], max_parallel_downloads=2)
+                out.setdefault("eboard_sync_once_process_s", []).append(timed(functools.partial(
+                    subprocess.run, [sys.executable, "-m", "eboard", "sync", "--once",
+                                     "--config", str(d / "eboard.toml")],
+                    check=True, capture_output=True,
+                    env={**os.environ, "PYTHONPATH": str(ROOT)})))
+                _clean(d / "cache")
         out = {k: round(statistics.median(v), 3) for k, v in out.items()}
         out["bytes"] = total
-        out["ratio_parallel1"] = round(out["eboard_parallel1_s"] / out["curl_s"], 2)
-        out["ratio_parallel2"] = round(out["eboard_parallel2_s"] / out["curl_s"], 2)
+        out["rounds"] = rounds
+        for par in (1, 2):
+            out[f"ratio_parallel{par}"] = round(out[f"eboard_parallel{par}_s"] / out["curl_s"], 2)
+        out["ratio_parallel2_to_curl_then_syncfs"] = round(
+            out["eboard_parallel2_s"] / out["curl_then_syncfs_s"], 2)
     finally:
         ng.stop()
     return out
@@ -406,8 +451,23 @@ def bench_parse(work: Path, key: Any, pubkey: Path, items: int = 10_000) -> dict
     return out
 
 
+BENCHMARKS = ("poll", "first", "wget", "resume", "parse", "push")
+
+
 def main(argv: list[str]) -> int:
-    which = set(argv) or {"poll", "first", "wget", "resume", "parse", "push"}
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter,
+                                 epilog=__doc__.split("\n\n", 1)[1])
+    ap.add_argument("which", nargs="*", metavar="BENCHMARK",
+                    help=f"any of {', '.join(BENCHMARKS)} (default: all)")
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="first: rounds on loopback (median reported; default 3)")
+    ap.add_argument("--capped-rounds", type=int, default=1,
+                    help="first: rounds through the 100 Mbit/s link (0: skip; default 1)")
+    args = ap.parse_args(argv)
+    if unknown := set(args.which) - set(BENCHMARKS):
+        ap.error(f"unknown benchmark {', '.join(sorted(unknown))}")
+    which = set(args.which) or set(BENCHMARKS)
     results: dict[str, Any] = {"python": sys.version.split()[0], "cpus": os.cpu_count()}
     with tempfile.TemporaryDirectory(prefix="eboard-bench-") as tmp:
         work = Path(tmp)
@@ -424,9 +484,12 @@ def main(argv: list[str]) -> int:
         if which & {"poll", "wget"}:
             results.update(bench_poll_and_wget(work, pub, pubkey, which))
         if "first" in which:
-            results["first_sync_100x1MB"] = bench_first_sync(work, pub, pubkey, shas)
-            results["first_sync_100x1MB_at_100Mbit"] = bench_first_sync(
-                work, pub, pubkey, shas, rate=100e6 / 8, rounds=1)
+            results["first_sync_100x1MB"] = bench_first_sync(work, pub, pubkey, shas,
+                                                             rounds=args.rounds)
+            if args.capped_rounds > 0:
+                results["first_sync_100x1MB_at_100Mbit"] = bench_first_sync(
+                    work, pub, pubkey, shas, rate=100e6 / 8, rounds=args.capped_rounds,
+                    cli=False)
         if "resume" in which:
             results["resume_50MB_cut_at_half"] = bench_resume(work, key, pubkey)
         if "push" in which:
