@@ -22,7 +22,7 @@
 APScheduler plans on the wall clock: after a step back by a day it would hold every
 job for a day; after a step forward every job is late and runs at once. A thread
 (``eboard-clock``) watches the wall clock against the monotonic one and moves each
-job's next run by the jump (``follow_clock_jump``), so the time left until it stays.
+job's next run by the step (``replan_jobs``), so the time left until it stays.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ from content_sync import outbox, screenshot_upload, sdnotify, status_report, sto
 from content_sync.engine import Engine, SyncResult, SyncState
 from content_sync.remote_commands import Executor
 from content_sync.source import Source, SourceError, SourceUnreachable, open_source
-from content_sync.wall_clock import ClockWatch
+from content_sync.wall_clock import JUMP_S, ClockWatch
 from kiosk_config import Config
 
 log = logging.getLogger(__name__)
@@ -299,17 +299,21 @@ class Daemon:
     # --- the wall clock jumps ---------------------------------------------------------------
 
     def _watch_clock(self) -> None:
-        watch = ClockWatch(datetime.now().astimezone(), "sync jobs moved by the jump")
+        watch = ClockWatch(datetime.now().astimezone(), "sync jobs planned again")
         while not self.stopping.wait(CLOCK_CHECK_S):
-            drift = watch.drift(datetime.now().astimezone())
-            if drift:
-                self.follow_clock_jump(drift)
+            self.replan_jobs(watch.drift(datetime.now().astimezone()))
 
-    def follow_clock_jump(self, drift: float) -> None:
-        """Move every job's next run by ``drift`` seconds (the wall clock's jump), so that
-        the time left until it is what it was before the jump. Bounded to [now, now +
-        the job's period]: if the scheduler already planned a job on the new time, it
-        runs at most one period late or once early, never a day late."""
+    def replan_jobs(self, drift: float = 0.0) -> None:
+        """Keep every job's next run within its period of now, as the wall clock steps.
+
+        After a step of ``drift`` seconds (seen by the watch), a job whose next run is no
+        longer plausible (overdue, or further than its period) is moved by the step, so
+        the time left until it is what it was. Without a step seen, a job further than
+        its period runs now: two opposite steps within one watch interval look like
+        none, but leave jobs planned between them a step away. A job already plausible
+        on the new clock is left alone (the scheduler may have woken between the step
+        and the watch, run it late and planned it again).
+        """
         poll_period = max(self.config.source.poll_interval
                           * (1 + self.config.source.poll_jitter), RETRY_CAP_S)
         for job in self.scheduler.get_jobs():
@@ -317,10 +321,19 @@ class Daemon:
             if nxt is None:
                 continue
             now = datetime.now(nxt.tzinfo)
-            period = (job.trigger.interval.total_seconds()
-                      if isinstance(job.trigger, IntervalTrigger) else poll_period)
-            moved = min(max(nxt + timedelta(seconds=drift), now),
-                        now + timedelta(seconds=period))
+            trigger = job.trigger
+            period = (trigger.interval.total_seconds() + float(trigger.jitter or 0)
+                      if isinstance(trigger, IntervalTrigger) else poll_period)
+            left = (nxt - now).total_seconds()
+            if -JUMP_S <= left <= period + JUMP_S:
+                continue
+            if drift:
+                moved = min(max(nxt + timedelta(seconds=drift), now),
+                            now + timedelta(seconds=period))
+            elif left > period + JUMP_S:
+                moved = now
+            else:
+                continue  # overdue with no step seen: the scheduler runs it now
             with contextlib.suppress(JobLookupError):  # a date job that just ran
                 job.modify(next_run_time=moved)
 
