@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from content_sync.durations import human
 from kiosk_config import Config, SecretFileError, read_token
 
 OK, WARN, FAIL = "OK", "WARN", "FAIL"
@@ -53,17 +54,6 @@ def _age(iso: str | None) -> float | None:
     if t.tzinfo is None:
         t = t.replace(tzinfo=UTC)
     return (datetime.now(UTC) - t).total_seconds()
-
-
-def _human(seconds: float) -> str:
-    s = abs(seconds)
-    if s < 120:
-        return f"{s:.0f} s"
-    if s < 7200:
-        return f"{s / 60:.0f} min"
-    if s < 172800:
-        return f"{s / 3600:.1f} h"
-    return f"{s / 86400:.1f} days"
 
 
 def _reason(e: Exception) -> str:
@@ -218,9 +208,9 @@ def check_source(config: Config) -> list[Result]:
             skew = None
         if skew is not None:
             way = "behind" if skew > 0 else "ahead of"
-            text = f"box clock is {_human(skew)} {way} the source's"
+            text = f"box clock is {human(skew)} {way} the source's"
             if abs(skew) <= 30:
-                out.append(Result(OK, "skew", f"box clock within {_human(skew)} of the source's"))
+                out.append(Result(OK, "skew", f"box clock within {human(skew)} of the source's"))
             elif abs(skew) <= 300:
                 out.append(Result(WARN, "skew", f"{text}; check NTP (timedatectl)"))
             else:
@@ -343,12 +333,12 @@ def check_activity(config: Config) -> list[Result]:
     if age is None:
         out.append(Result(WARN, "sync", "no successful sync recorded yet" + state))
     elif age <= fresh:
-        out.append(Result(OK, "sync", f"last successful sync {_human(age)} ago{state}"))
+        out.append(Result(OK, "sync", f"last successful sync {human(age)} ago{state}"))
     elif age <= 86400:
-        out.append(Result(WARN, "sync", f"last successful sync {_human(age)} ago{state}; "
+        out.append(Result(WARN, "sync", f"last successful sync {human(age)} ago{state}; "
                           "check the source line above and 'journalctl -u eboard-sync'"))
     else:
-        out.append(Result(FAIL, "sync", f"no successful sync for {_human(age)}{state}: the "
+        out.append(Result(FAIL, "sync", f"no successful sync for {human(age)}{state}: the "
                           "board may show stale content; check the network and the source"))
     hb_at = _first(sync, "last_heartbeat", "last_heartbeat_at", "heartbeat_at") or _first(
         meta, "heartbeat.last_ok", "heartbeat.delivered_at", "heartbeat.last_success")
@@ -359,7 +349,7 @@ def check_activity(config: Config) -> list[Result]:
         out.append(Result(WARN, "heartbeat", f"last heartbeat not delivered: {hb_err}"))
     elif hb_age is not None:
         status = OK if hb_age <= limit else WARN
-        out.append(Result(status, "heartbeat", f"last heartbeat {_human(hb_age)} ago"))
+        out.append(Result(status, "heartbeat", f"last heartbeat {human(hb_age)} ago"))
     elif "heartbeat.last_error" in meta:
         out.append(Result(OK, "heartbeat", "last heartbeat delivered"))
     else:
@@ -368,8 +358,8 @@ def check_activity(config: Config) -> list[Result]:
     if p_age is None:
         out.append(Result(WARN, "player", "the player has not written its status yet"))
     elif p_age <= 600:
-        out.append(Result(OK, "player", f"player status written {_human(p_age)} ago"))
+        out.append(Result(OK, "player", f"player status written {human(p_age)} ago"))
     else:
-        out.append(Result(WARN, "player", f"player status is {_human(p_age)} old: see "
+        out.append(Result(WARN, "player", f"player status is {human(p_age)} old: see "
                           "'systemctl status eboard-player'"))
     return out

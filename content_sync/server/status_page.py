@@ -16,6 +16,7 @@ from typing import Any
 from flask import Flask, Response, render_template_string
 from markupsafe import Markup
 
+from content_sync.durations import human
 from content_sync.server.db import ServerDB
 
 DEFAULT_HEARTBEAT_S = 60
@@ -110,13 +111,7 @@ player is not running{% endif %}.</p>
 def _age(seconds: float | None) -> str:
     if seconds is None:
         return "never"
-    if seconds < 90:
-        return f"{seconds:.0f} s ago"
-    if seconds < 5400:
-        return f"{seconds / 60:.0f} min ago"
-    if seconds < 172800:
-        return f"{seconds / 3600:.1f} h ago"
-    return f"{seconds / 86400:.1f} days ago"
+    return f"{human(seconds)} ago"
 
 
 def _errors(status: dict[str, Any]) -> list[str]:

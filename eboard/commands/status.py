@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from content_sync import status_schema, store
+from content_sync.durations import human
 from content_sync.status_report import build_status
 from eboard.commands.common import add_config_option, config_or_exit
 from kiosk_config import Config
@@ -72,20 +73,10 @@ def _printable(value: Any, limit: int = 200) -> str:
     return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
-def _duration(seconds: float) -> str:
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 5400:
-        return f"{seconds / 60:.0f} min"
-    if seconds < 172800:
-        return f"{seconds / 3600:.1f} h"
-    return f"{seconds / 86400:.1f} days"
-
-
 def _ago(seconds: float) -> str:
     if seconds < -5:
-        return f"{_duration(-seconds)} in the future: check the clock"
-    return f"{_duration(max(seconds, 0.0))} ago"
+        return f"{human(seconds)} in the future: check the clock"
+    return f"{human(max(seconds, 0.0))} ago"
 
 
 def _age_s(iso: Any, now: datetime) -> float | None:
@@ -142,7 +133,7 @@ def emergency_line(player: dict[str, Any], tz: tzinfo,
         why = "the player reported that it stopped"
     else:
         age = _age_s(player.get("updated_at"), now)
-        old = f" ({_duration(age)} old)" if age is not None and age >= 0 else ""
+        old = f" ({human(age)} old)" if age is not None and age >= 0 else ""
         why = f"the player's status is stale{old}: it is not running, or hung"
     return True, (f"EMERGENCY last reported on screen since {since}: {what}; NOT CONFIRMED "
                   f"NOW: {why}. Look at the board and check 'systemctl status eboard-player'")
