@@ -65,19 +65,35 @@ class RunningServer:
     stop: Callable[[], None]
 
 
-def stop_waitress(srv: Any, app: Any) -> None:
-    """Stop an in-process waitress server without leaving a thread that writes to its
-    closed wake-up pipe.
+def stop_waitress(srv: Any, app: Any, loop: threading.Thread | None = None) -> None:
+    """Stop an in-process waitress server without leaving a thread that uses its closed
+    file descriptors.
 
     Waitress's worker threads wake the I/O loop by writing ``b"x"`` to a pipe. If the
     server is closed while a worker still runs (a long-poll being answered), that write
     goes to the pipe's old file-descriptor number, which this process may have reused
     meanwhile: it once overwrote the header of a box's SQLite WAL file in a test.
-    So: end the long-polls, join the workers, and only then close the pipe.
+    So: end the long-polls and join the workers first. Then the I/O loop itself closes
+    every socket it watches, and the pipe last, from its own thread (a thunk run by the
+    trigger): its map is then empty and ``asyncore.loop`` returns, instead of going on
+    selecting on numbers that were closed under it (EBADF, or a reused number).
     """
     app.extensions["eboard"]["hub"].stop()
     srv.task_dispatcher.shutdown(cancel_pending=True, timeout=10)
-    srv.close()
+    closed = threading.Event()
+
+    def close_everything() -> None:  # runs in the I/O loop's thread
+        for dispatcher in list(srv._map.values()):
+            if dispatcher is not srv.trigger:
+                dispatcher.close()
+        srv.trigger.close()
+        closed.set()
+
+    if loop is not None and loop.is_alive():
+        srv.trigger.pull_trigger(close_everything)
+        closed.wait(10)
+        loop.join(10)
+    srv.close()  # idempotent after the above; the whole job when there is no loop thread
 
 
 @contextmanager
@@ -97,7 +113,7 @@ def reference_server(data: Path, port: int = 0,
             if not port or time.monotonic() > deadline:
                 raise
             time.sleep(0.05)
-    thread = threading.Thread(target=srv.run, daemon=True)
+    thread = threading.Thread(target=srv.run, name="waitress-loop", daemon=True)
     thread.start()
     stopped = False
 
@@ -105,7 +121,7 @@ def reference_server(data: Path, port: int = 0,
         nonlocal stopped
         if not stopped:
             stopped = True
-            stop_waitress(srv, app)
+            stop_waitress(srv, app, thread)
 
     try:
         yield RunningServer(f"http://127.0.0.1:{srv.effective_port}/", data,

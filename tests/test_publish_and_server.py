@@ -66,7 +66,7 @@ def server(tmp_path: Path) -> Iterator[tuple[str, Path, Tokens]]:
     t = threading.Thread(target=srv.run, daemon=True)
     t.start()
     yield f"http://127.0.0.1:{srv.effective_port}/", data, tokens
-    stop_waitress(srv, app)
+    stop_waitress(srv, app, t)
 
 
 def test_keys_private_mode_and_sign_verify(keypair: tuple[Path, Path], tmp_path: Path) -> None:
@@ -194,3 +194,28 @@ def test_status_is_stored_and_events_wake_a_long_poll(
     assert [e["version"] for e in body["events"] if e["type"] == "manifest"] == [pub.version]
     assert body["next"] > start
     assert float(result["elapsed"]) < 5  # woken by the event, not by the wait running out
+
+
+def test_stopping_the_test_server_ends_its_io_loop_with_connections_open(
+        tmp_path: Path) -> None:
+    """The harness's server must leave no thread selecting on closed descriptors: with an
+    idle keep-alive connection and a long-poll open, its I/O loop thread ends at stop."""
+    from tests.status_helpers import BOARD, BOARD_TOKEN, reference_server
+
+    auth = {"Authorization": f"Bearer {BOARD_TOKEN}"}
+    answers: list[int] = []
+    with reference_server(tmp_path / "data") as srv:
+        idle = requests.Session()
+        assert idle.get(srv.url + "boards.json", timeout=5).status_code == 200
+        first = requests.get(f"{srv.url}boards/{BOARD}/events?after=0&wait=0", headers=auth,
+                             timeout=5).json()["next"]
+        waiting = threading.Thread(target=lambda: answers.append(requests.get(
+            f"{srv.url}boards/{BOARD}/events?after={first}&wait=5", headers=auth,
+            timeout=10).status_code), daemon=True)
+        waiting.start()
+        time.sleep(0.5)
+        assert answers == []  # the long-poll is still open when the server stops
+    loops = [t for t in threading.enumerate() if t.name == "waitress-loop"]
+    assert loops == [], "the server's I/O loop outlived stop()"
+    idle.close()
+    waiting.join(10)
