@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 import subprocess
 import warnings
 from pathlib import Path
@@ -96,6 +97,12 @@ def _run(cmd: list[str], what: str) -> str:
         p = subprocess.run(cmd, capture_output=True, timeout=PROBE_TIMEOUT, text=True)
     except subprocess.TimeoutExpired:
         raise ContentRefused(f"{what}: took over {PROBE_TIMEOUT} s") from None
+    if p.returncode < 0:  # killed by a signal: the decoder crashed on this file
+        try:
+            name = signal.Signals(-p.returncode).name
+        except ValueError:
+            name = f"signal {-p.returncode}"
+        raise ContentRefused(f"{what}: the decoder crashed on it ({name})")
     if p.returncode != 0:
         detail = (p.stderr.strip().splitlines() or ["no detail"])[-1][:200]
         raise ContentRefused(f"{what}: {detail}")

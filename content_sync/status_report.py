@@ -47,7 +47,7 @@ def _player(conn: sqlite3.Connection) -> dict[str, Any]:
         return {"running": None, "updated_at": None, "state": None, "item_id": None,
                 "playlist_id": None, "item_type": None, "item_since": None, "priority": None,
                 "blanked": None, "geometry": None, "clock_ok": None, "clock_reason": None,
-                "emergency": None, "error": None}
+                "emergency": None, "error": None, "clips_held": None}
     age = _age_s(p.get("updated_at"))
     cur = _dict(p.get("current"))
     screen = _dict(p.get("screen"))
@@ -71,6 +71,8 @@ def _player(conn: sqlite3.Connection) -> dict[str, Any]:
         "clock_reason": clock.get("reason"),
         "emergency": p.get("emergency"),
         "error": p.get("error"),
+        # clips the player died with, held back (player/clip_guard.py)
+        "clips_held": p.get("clips_held"),
     }
 
 

@@ -15,6 +15,7 @@ import ctypes
 import logging
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtGui import QImage
 
 from kiosk_config import Config
+from player.clip_guard import ClipGuard
 from player.schedule import Choice
 
 log = logging.getLogger(__name__)
@@ -102,6 +104,7 @@ class _Clip(QObject):
         self.last_frame = 0.0
         self.last_progress = time.monotonic()  # when the clip's time last moved
         self._last_time = -1
+        self.on_released: Callable[[], None] | None = None  # once libVLC has let go
         inst = _vlc_instance(audio=volume > 0)
         self._mp = inst.media_player_new()
         media = inst.media_new_path(str(path))
@@ -161,6 +164,7 @@ class _Clip(QObject):
         if not cbs:  # released already
             return
         self._cbs, self._em = (), None
+        released, self.on_released = self.on_released, None
 
         def _stop() -> None:
             mp.stop()
@@ -169,6 +173,8 @@ class _Clip(QObject):
                 em.event_detach(event)
             mp.release()
             assert cbs  # the callbacks must outlive the player
+            if released is not None:
+                released()
 
         threading.Thread(target=_stop, name="vlc-release", daemon=True).start()
 
@@ -211,9 +217,11 @@ class VideoPlayer(QObject):
     ended = Signal(object)  # Choice
     repaint = Signal()
 
-    def __init__(self, config: Config, parent: QObject | None = None) -> None:
+    def __init__(self, config: Config, parent: QObject | None = None,
+                 guard: ClipGuard | None = None) -> None:
         super().__init__(parent)
         self.config = config
+        self._guard = guard  # told which clips are open (player/clip_guard.py)
         self._current: tuple[Choice, _Clip] | None = None
         self._incoming: tuple[Choice, _Clip] | None = None
         # A clip opened ahead of its switch and paused on its first frame.
@@ -281,6 +289,10 @@ class VideoPlayer(QObject):
         clip.frame.connect(self._on_frame)
         clip.failed.connect(self._on_failed)
         clip.ended.connect(self._on_ended)
+        if self._guard is not None:  # noted open before libVLC starts decoding it
+            guard, sha = self._guard, path.name
+            guard.opened(sha)
+            clip.on_released = lambda: guard.closed(sha)
         if not clip.play():
             clip.release()
             self.last_error = "libVLC refused to play the clip"

@@ -25,6 +25,7 @@ from kiosk_config import Config
 from player import content, fonts, look, power, slides
 from player.alarm import Alarm
 from player.canvas import Canvas
+from player.clip_guard import NOTE_NAME, ClipGuard
 from player.clock import ClockWatch, clock_ok
 from player.content import Content
 from player.images import ImageError
@@ -56,7 +57,11 @@ class PlayerWindow(Canvas):
         self._conn, self._writable = content.open_db(config.db_path)
         self._writer = Writer(config.db_path)
         self._stage = Stage(config)
-        self._video = VideoPlayer(config, self)
+        # A clip the last player died with twice is held back (player/clip_guard.py).
+        self._guard = ClipGuard(config.db_path.parent / NOTE_NAME)
+        self._guard.start()
+        self._held_recorded: set[tuple[int, str]] = set()
+        self._video = VideoPlayer(config, self, guard=self._guard)
         self._alarm = Alarm(config.emergency)  # rings once per emergency coming on screen
         self._video.ready.connect(self._video_ready)
         self._video.failed.connect(self._video_failed)
@@ -151,6 +156,7 @@ class PlayerWindow(Canvas):
             "plays_recorded": self._plays,
             "plays_waiting_for_disk": self._writer.backlog,
             "database_writable": self._writable,
+            "clips_held": self._guard.report(),
             "pid": os.getpid(),
             "started_at": self._started_at,
         }
@@ -164,6 +170,7 @@ class PlayerWindow(Canvas):
         self._end_timer.stop()
         self._frame.stop()
         self._video.close()
+        self._guard.stop()
         self._alarm.close()
         self._stage.prefetcher.shutdown()
         self._release_outgoing()
@@ -185,7 +192,28 @@ class PlayerWindow(Canvas):
 
     # ---- decisions ------------------------------------------------------------------
     def _available(self) -> frozenset[str]:
-        return self._content.available - self._bad_media
+        held = self._guard.held()
+        if held & self._content.available:
+            self._record_held(held)
+        return self._content.available - self._bad_media - held
+
+    def _record_held(self, held: frozenset[str]) -> None:
+        """Record once per content generation each item passed over because its clip
+        is held back, so that proof of play says why it was not shown."""
+        gen = self._content.generation
+        if any(g != gen for g, _ in self._held_recorded):
+            self._held_recorded.clear()
+        for pl in self._content.playlists:
+            for item in pl.items:
+                key = (gen, f"{pl.id}/{item.id}")
+                if item.media is not None and item.media in held \
+                        and key not in self._held_recorded:
+                    self._held_recorded.add(key)
+                    reason = self._guard.reason(item.media)
+                    log.warning("skipped %s/%s: %s", pl.id, item.id, reason)
+                    rec = PlayRecord(item.id, pl.id, self._content.version)
+                    self._writer.play(rec.close("skipped", reason))
+                    self._plays += 1
 
     def _tick(self, force: bool = False) -> None:
         if self._closed:

@@ -173,3 +173,20 @@ def test_a_jpeg_is_checked_at_one_eighth_scale(tmp_path: Path,
     p.write_bytes(JPEGS["jpeg"])
     media_check.check_image(p)
     assert sizes == [(40, 23)]  # 320 × 180 decoded as 40 × 23
+
+
+def test_a_video_that_crashes_the_decoder_is_refused_and_the_check_lives_on(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The one-frame check runs the decoder in its own process: when it dies by a signal
+    on a file (played here by an ffmpeg that crashes itself), the file is refused with
+    words that say so, and the sync process is untouched."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    fake = bindir / "ffmpeg"
+    fake.write_text("#!/bin/sh\nkill -SEGV $$\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bindir}:/usr/bin:/bin")
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(64))
+    with pytest.raises(ContentRefused, match=r"the decoder crashed on it \(SIGSEGV\)"):
+        media_check.check(clip, "video/mp4")

@@ -169,6 +169,11 @@ def run(args: argparse.Namespace) -> int:
     _line("player", f"{running[p['running']]}, updated {p['updated_at'] or 'never'}")
     _line("on screen", f"{p['item_id'] or '-'} of {p['playlist_id'] or '-'}"
           f"{' since ' + p['item_since'] if p['item_since'] else ''}")
+    for held in p.get("clips_held") or []:
+        if isinstance(held, dict):
+            _line("  clip held back", f"{str(held.get('media'))[:12]}…: the player died "
+                  f"{held.get('deaths')} times with it open; tried again after "
+                  f"{held.get('until')}. Replace the clip at the source")
     if not prominent:
         _line("emergency", emergency)
     _line("screen", info["screen"]["state"] or "unknown")

@@ -1,0 +1,161 @@
+"""A clip that crashes the player is contained: the player died with it open twice, so
+the next player passes over it, says why, and keeps the board playing.
+
+The crash of libVLC's decoder is played by SIGSEGV sent to the player while the clip is
+on screen: what systemd sees (the process dies by a signal) and what the next player
+finds (the note it left) are the same. A real crashing decoder cannot be made on demand.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kiosk_config import load_config
+from player import clip_guard, video
+from player.clip_guard import DEATHS_TO_HOLD, HOLD_S, ClipGuard
+from tests.player_helpers import Board, make_clip, playlist, png
+from tests.reliability_helpers import ROOT, box_config, eboard, start_player, status_json
+from tests.status_helpers import wait_until
+
+A, B = "a" * 64, "b" * 64
+
+
+def die_with_open(note: Path, *shas: str, how: str = "segv") -> int:
+    """Run a player-like process that opens ``shas`` and then dies (or exits cleanly)."""
+    code = f"""
+import os, signal, sys
+from pathlib import Path
+from player.clip_guard import ClipGuard
+g = ClipGuard(Path({str(note)!r}))
+g.start()
+for sha in {list(shas)!r}:
+    g.opened(sha)
+how = {how!r}
+if how == "segv":
+    os.kill(os.getpid(), signal.SIGSEGV)
+if how == "closed-then-kill":
+    for sha in {list(shas)!r}:
+        g.closed(sha)
+    os.kill(os.getpid(), signal.SIGKILL)
+if how == "clean":
+    g.stop()
+"""
+    p = subprocess.run([sys.executable, "-c", code], cwd=ROOT, timeout=60,
+                       env={**os.environ, "PYTHONPATH": str(ROOT)})
+    return p.returncode
+
+
+def test_two_deaths_with_a_clip_open_hold_it_back_for_a_while(tmp_path: Path) -> None:
+    note = tmp_path / "player-clips.json"
+    now = [1_800_000_000.0]
+    assert die_with_open(note, A, B) == -signal.SIGSEGV
+    g = ClipGuard(note, clock=lambda: now[0])
+    assert g.start() == {A: 1, B: 1}
+    assert g.held() == frozenset()  # one death may be bad luck
+    assert die_with_open(note, A) == -signal.SIGSEGV
+    g = ClipGuard(note, clock=lambda: now[0])
+    assert g.start() == {A: DEATHS_TO_HOLD}
+    assert g.held() == {A}
+    assert g.report() == [{"media": A, "deaths": 2, "until": "2027-01-16T08:00:00+00:00"}]
+    assert "died 2 times" in g.reason(A)
+    now[0] += HOLD_S + 1  # tried again after a day
+    assert g.held() == frozenset()
+
+
+def test_a_clean_exit_a_closed_clip_another_boot_and_a_bad_note_are_not_deaths(
+        tmp_path: Path) -> None:
+    note = tmp_path / "player-clips.json"
+    assert die_with_open(note, A, how="clean") == 0
+    assert ClipGuard(note).start() == {}
+    assert die_with_open(note, A, how="closed-then-kill") == -signal.SIGKILL
+    assert ClipGuard(note).start() == {}
+    assert die_with_open(note, A) == -signal.SIGSEGV
+    assert ClipGuard(note, boot="a-boot-before-a-power-cut").start() == {}
+    note.write_text('{"boot": ')  # cut short
+    g = ClipGuard(note)
+    assert g.start() == {}
+    assert json.loads(note.read_text())["open"] == []  # written again, whole
+
+
+def test_a_note_that_cannot_be_written_never_stops_the_player(tmp_path: Path) -> None:
+    g = ClipGuard(tmp_path / "no-such-dir" / "player-clips.json")
+    assert g.start() == {}
+    g.opened(A)
+    g.closed(A)
+    g.stop()
+    assert g.held() == frozenset()
+
+
+def _player(board: Board) -> dict[str, Any]:
+    return board.status() or {}
+
+
+def _on_screen(board: Board, pid: int) -> str | None:
+    st = _player(board)
+    if st.get("pid") != pid:
+        return None
+    return (st.get("current") or {}).get("item_id")
+
+
+@pytest.mark.skipif(not video.available(), reason="libVLC is not installed")
+def test_a_clip_that_kills_the_player_twice_is_held_back_and_the_board_plays_on(
+        tmp_path: Path) -> None:
+    cfg = box_config(tmp_path / "box", "http://127.0.0.1:9/", [])
+    config = load_config(cfg)
+    board = Board(config)
+    clip = board.add_file(make_clip(tmp_path / "c.mp4", seconds=30), "video/mp4")
+    pic = board.add_media(png((200, 20, 20)))
+    board.publish([playlist("tb", [
+        {"id": "phim", "type": "video", "media": clip},
+        {"id": "anh", "type": "image", "media": pic, "duration": 1}])])
+    logs = tmp_path / "logs"
+    try:
+        # A clean stop (SIGTERM: systemd, restart_player) with the clip on screen is
+        # not a death; the two crashes after it are.
+        for end in ("term", "segv", "segv"):
+            player = start_player(cfg, logs)
+            assert wait_until(lambda p=player.pid: _on_screen(board, p) == "phim",
+                              timeout=40), \
+                player.text()[-3000:]
+            if end == "term":
+                assert player.stop() == 0
+            else:
+                os.kill(player.pid, signal.SIGSEGV)
+                player.popen.wait(30)
+                player.close()
+                assert player.popen.returncode == -signal.SIGSEGV
+
+        player = start_player(cfg, logs)
+        assert wait_until(lambda: _on_screen(board, player.pid) == "anh", timeout=40), \
+            player.text()[-3000:]
+        seen: set[str | None] = set()
+        end_at = time.monotonic() + 4  # the 1-s picture comes round several times
+        while time.monotonic() < end_at:
+            seen.add(_on_screen(board, player.pid))
+            time.sleep(0.05)
+        assert player.alive(), player.text()[-3000:]
+        assert "phim" not in seen and "anh" in seen
+        assert _player(board)["clips_held"] == [
+            {"media": clip, "deaths": 2, "until": _player(board)["clips_held"][0]["until"]}]
+        skipped = [p for p in board.plays() if p["item_id"] == "phim"
+                   and p["outcome"] == "skipped"]
+        assert len(skipped) == 1 and "died 2 times" in skipped[0]["detail"]
+        assert "holding it back" in player.text()
+
+        # What the province and the technician see.
+        assert status_json(cfg)["player"]["clips_held"][0]["media"] == clip
+        out = eboard("status", "--config", str(cfg)).stdout
+        assert "clip held back" in out and clip[:12] in out, out
+        assert player.stop() == 0
+    finally:
+        board.close()
+    assert clip_guard.NOTE_NAME in os.listdir(config.db_path.parent)
