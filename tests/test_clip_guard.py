@@ -23,7 +23,14 @@ from kiosk_config import load_config
 from player import clip_guard, video
 from player.clip_guard import DEATHS_TO_HOLD, HOLD_S, ClipGuard
 from tests.player_helpers import Board, make_clip, playlist, png
-from tests.reliability_helpers import ROOT, box_config, eboard, start_player, status_json
+from tests.reliability_helpers import (
+    ROOT,
+    Proc,
+    box_config,
+    eboard,
+    start_player,
+    status_json,
+)
 from tests.status_helpers import wait_until
 
 A, B = "a" * 64, "b" * 64
@@ -118,11 +125,13 @@ def test_a_clip_that_kills_the_player_twice_is_held_back_and_the_board_plays_on(
         {"id": "phim", "type": "video", "media": clip},
         {"id": "anh", "type": "image", "media": pic, "duration": 1}])])
     logs = tmp_path / "logs"
+    started: list[Proc] = []
     try:
         # A clean stop (SIGTERM: systemd, restart_player) with the clip on screen is
         # not a death; the two crashes after it are.
         for end in ("term", "segv", "segv"):
             player = start_player(cfg, logs)
+            started.append(player)
             assert wait_until(lambda p=player.pid: _on_screen(board, p) == "phim",
                               timeout=40), \
                 player.text()[-3000:]
@@ -135,6 +144,7 @@ def test_a_clip_that_kills_the_player_twice_is_held_back_and_the_board_plays_on(
                 assert player.popen.returncode == -signal.SIGSEGV
 
         player = start_player(cfg, logs)
+        started.append(player)
         assert wait_until(lambda: _on_screen(board, player.pid) == "anh", timeout=40), \
             player.text()[-3000:]
         seen: set[str | None] = set()
@@ -157,5 +167,7 @@ def test_a_clip_that_kills_the_player_twice_is_held_back_and_the_board_plays_on(
         assert "clip held back" in out and clip[:12] in out, out
         assert player.stop() == 0
     finally:
+        for proc in started:  # a failed assertion must not leave a player running
+            proc.kill9()
         board.close()
     assert clip_guard.NOTE_NAME in os.listdir(config.db_path.parent)
