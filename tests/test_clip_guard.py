@@ -165,6 +165,9 @@ def test_a_clip_that_kills_the_player_twice_is_held_back_and_the_board_plays_on(
         assert status_json(cfg)["player"]["clips_held"][0]["media"] == clip
         out = eboard("status", "--config", str(cfg)).stdout
         assert "clip held back" in out and clip[:12] in out, out
+        doctor = eboard("doctor", "--config", str(cfg)).stdout
+        assert [line for line in doctor.splitlines()
+                if "WARN" in line and f"clip {clip[:12]}" in line and "held back" in line], doctor
         assert player.stop() == 0
     finally:
         for proc in started:  # a failed assertion must not leave a player running
