@@ -14,11 +14,16 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 
+from content_sync import store
+from content_sync.http import make_session
+from content_sync.status_report import run_heartbeat_once
 from kiosk_config import load_config
 from player import clip_guard, video
 from player.clip_guard import DEATHS_TO_HOLD, HOLD_S, ClipGuard
@@ -31,7 +36,7 @@ from tests.reliability_helpers import (
     start_player,
     status_json,
 )
-from tests.status_helpers import wait_until
+from tests.status_helpers import reference_server, wait_until
 
 A, B = "a" * 64, "b" * 64
 
@@ -116,7 +121,13 @@ def _on_screen(board: Board, pid: int) -> str | None:
 @pytest.mark.skipif(not video.available(), reason="libVLC is not installed")
 def test_a_clip_that_kills_the_player_twice_is_held_back_and_the_board_plays_on(
         tmp_path: Path) -> None:
-    cfg = box_config(tmp_path / "box", "http://127.0.0.1:9/", [])
+    with ExitStack() as stack:
+        _clip_kills_the_player_twice(tmp_path, stack)
+
+
+def _clip_kills_the_player_twice(tmp_path: Path, stack: ExitStack) -> None:
+    srv = stack.enter_context(reference_server(tmp_path / "source"))
+    cfg = box_config(tmp_path / "box", srv.url, [])
     config = load_config(cfg)
     board = Board(config)
     clip = board.add_file(make_clip(tmp_path / "c.mp4", seconds=30), "video/mp4")
@@ -165,6 +176,11 @@ def test_a_clip_that_kills_the_player_twice_is_held_back_and_the_board_plays_on(
         assert status_json(cfg)["player"]["clips_held"][0]["media"] == clip
         out = eboard("status", "--config", str(cfg)).stdout
         assert "clip held back" in out and clip[:12] in out, out
+        conn = store.connect(config.db_path)  # a real heartbeat to the reference server
+        assert run_heartbeat_once(config, conn, make_session(config)).ok
+        conn.close()
+        page = requests.get(srv.url + "status", timeout=10).text
+        assert f"clip {clip[:12]}… held back, the player died 2 times" in page, page
         doctor = eboard("doctor", "--config", str(cfg)).stdout
         assert [line for line in doctor.splitlines()
                 if "WARN" in line and f"clip {clip[:12]}" in line and "held back" in line], doctor

@@ -126,6 +126,11 @@ def _errors(status: dict[str, Any]) -> list[str]:
         errors.append(f"player: {player['error']}")
     if player.get("running") is False:
         errors.append("player: not running (no status for a while)")
+    held = player.get("clips_held")
+    for clip in held if isinstance(held, list) else []:  # player/clip_guard.py
+        if isinstance(clip, dict):
+            errors.append(f"player: clip {str(clip.get('media'))[:12]}… held back, the player "
+                          f"died {clip.get('deaths')} times with it open; replace it")
     outbox = status.get("outbox") or {}
     if outbox.get("last_error"):
         errors.append(f"plays upload: {outbox['last_error']}")
