@@ -406,6 +406,7 @@ class Daemon:
                 t.join(max(0.0, deadline - time.monotonic()))
                 if t.is_alive():
                     stuck.append(t)
+        self.engine.guard.stop()  # a clean exit: no file is being decoded any more
         if stuck:  # e.g. a read blocked on a dead connection until its timeout
             log.warning("sync daemon stopped with %d job(s) still blocked (%s); exiting "
                         "anyway: partial files resume at the next start", len(stuck),

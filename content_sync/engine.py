@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from content_sync import cache, damaged, dsse, interim, keys, manifest, repair, store
+from content_sync.decoder_guard import CHECK_NOTE, DecoderGuard
 from content_sync.fetch import Outcome, Reporter, fetch_all
 from content_sync.source import Source, SourceError, SourceUnreachable, open_source
 from kiosk_config import Config
@@ -89,6 +90,10 @@ class Engine:
         self.cache_dir = config.cache_dir
         self.trusted = keys.load_trusted(config.source.trusted_keys)
         self._verified = False  # a full re-verification of the media at the first run
+        # Files this process died checking (a decoder crash) are held back; started at
+        # the first run, under the cache's lock.
+        self.guard = DecoderGuard(self.cache_dir / CHECK_NOTE, "sync", "file")
+        self._guard_started = False
 
     # --- the pipeline -----------------------------------------------------------------
 
@@ -97,6 +102,9 @@ class Engine:
             if not locked:
                 return SyncResult(SyncState.BUSY, "another eboard sync is running on this cache",
                                   store.active_version(self.conn))
+            if not self._guard_started:
+                self._guard_started = True
+                self.guard.start()
             previous = store.get_status(self.conn, "sync") or {}
             result = self._run(reporter)
             result.active_version = store.active_version(self.conn)
@@ -283,7 +291,8 @@ class Engine:
                 return SyncResult(SyncState.NO_SPACE, f"{what} must be fetched again but "
                                   f"cache.quota_mb = {self.config.cache.quota_mb} is full",
                                   offered_version=m.version)
-            outcome = fetch_all(self.config, self.source, need, reporter, self.stopping)
+            outcome = fetch_all(self.config, self.source, need, reporter, self.stopping,
+                                self.guard)
             cache.record(self.conn, self.cache_dir, {s: need[s] for s in outcome.done})
             for sha, reason in outcome.refused + outcome.rejected:
                 self._refuse(f"media {sha[:12]}… of manifest version {m.version}", reason)
@@ -323,16 +332,18 @@ class Engine:
                need: dict[str, manifest.MediaInfo], first: set[str],
                reporter: Reporter | None) -> Outcome:
         if not first:
-            return fetch_all(self.config, self.source, need, reporter, self.stopping)
+            return fetch_all(self.config, self.source, need, reporter, self.stopping,
+                             self.guard)
         early = fetch_all(self.config, self.source, {s: need[s] for s in sorted(first)},
-                          reporter, self.stopping)
+                          reporter, self.stopping, self.guard)
         cache.record(self.conn, self.cache_dir, {s: need[s] for s in early.done})
         if early.done == first:
             interim.show(self.conn, m.version, verified.keyid, verified.body)
         if early.disk_full or early.refused:
             return early
         rest = {s: i for s, i in need.items() if s not in first}
-        return early.merge(fetch_all(self.config, self.source, rest, reporter, self.stopping))
+        return early.merge(fetch_all(self.config, self.source, rest, reporter, self.stopping,
+                                     self.guard))
 
     @staticmethod
     def _with_counts(result: SyncResult, outcome: Any) -> SyncResult:

@@ -12,11 +12,14 @@ import functools
 import logging
 import random
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol
 
 from content_sync import download, media_check
+from content_sync.decoder_guard import DecoderGuard
 from content_sync.manifest import MediaInfo
 from content_sync.source import Source, SourceError, SourceUnreachable
 from kiosk_config import Config
@@ -64,8 +67,13 @@ def backoff(attempt: int, base: float = BACKOFF_BASE_S, cap: float = BACKOFF_CAP
 
 def fetch_all(config: Config, source: Source, need: dict[str, MediaInfo],
               reporter: Reporter | None = None,
-              stopping: threading.Event | None = None) -> Outcome:
+              stopping: threading.Event | None = None,
+              guard: DecoderGuard | None = None) -> Outcome:
     """Download, verify and check every media in ``need`` into the cache's media/.
+
+    With a ``guard``, each check (a decode in this process, for images) is noted while it
+    runs, and a file this process died decoding twice is refused without being fetched
+    (content_sync/decoder_guard.py).
 
     When ``stopping`` is set (the daemon got SIGTERM), every download ends after its
     current chunk (a bandwidth-cap pause is cut short too); partial files stay for
@@ -93,13 +101,28 @@ def fetch_all(config: Config, source: Source, need: dict[str, MediaInfo],
         if halt.is_set():
             raise download.Stopped()
 
+    def checker(sha: str, info: MediaInfo) -> Callable[[Path], None]:
+        check = functools.partial(media_check.check, mtype=info.type)
+        if guard is None:
+            return check
+
+        def guarded(path: Path) -> None:
+            guard.opened(sha)
+            try:
+                check(path)
+            finally:
+                guard.closed(sha)
+        return guarded
+
     def one(sha: str, info: MediaInfo) -> tuple[str, str]:
+        if guard is not None and sha in guard.held():
+            return "refused", f"({info.type}) {guard.reason(sha)}"
         for attempt in range(ATTEMPTS):
             if stop.is_set() or halt.is_set():
                 return "skipped", "stopped"
             try:
                 source.fetch_media(config.cache_dir, sha, info.size, limiter, progress,
-                                   functools.partial(media_check.check, mtype=info.type))
+                                   checker(sha, info))
             except download.Stopped:
                 return "skipped", "stopped"
             except media_check.ContentRefused as e:

@@ -71,7 +71,7 @@ def _player(conn: sqlite3.Connection) -> dict[str, Any]:
         "clock_reason": clock.get("reason"),
         "emergency": p.get("emergency"),
         "error": p.get("error"),
-        # clips the player died with, held back (player/clip_guard.py)
+        # clips the player died with, held back (content_sync/decoder_guard.py)
         "clips_held": p.get("clips_held"),
     }
 

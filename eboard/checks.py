@@ -362,7 +362,7 @@ def check_activity(config: Config) -> list[Result]:
     else:
         out.append(Result(WARN, "player", f"player status is {human(p_age)} old: see "
                           "'systemctl status eboard-player'"))
-    for held in player.get("clips_held") or []:  # player/clip_guard.py
+    for held in player.get("clips_held") or []:  # content_sync/decoder_guard.py
         if isinstance(held, dict):
             out.append(Result(WARN, "clip", f"clip {str(held.get('media'))[:12]}… is held "
                               f"back: the player died {held.get('deaths')} times with it open "

@@ -22,8 +22,8 @@ from typing import Any
 from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtGui import QImage
 
+from content_sync.decoder_guard import DecoderGuard
 from kiosk_config import Config
-from player.clip_guard import ClipGuard
 from player.schedule import Choice
 
 log = logging.getLogger(__name__)
@@ -218,10 +218,10 @@ class VideoPlayer(QObject):
     repaint = Signal()
 
     def __init__(self, config: Config, parent: QObject | None = None,
-                 guard: ClipGuard | None = None) -> None:
+                 guard: DecoderGuard | None = None) -> None:
         super().__init__(parent)
         self.config = config
-        self._guard = guard  # told which clips are open (player/clip_guard.py)
+        self._guard = guard  # told which clips are open (content_sync/decoder_guard.py)
         self._current: tuple[Choice, _Clip] | None = None
         self._incoming: tuple[Choice, _Clip] | None = None
         # A clip opened ahead of its switch and paused on its first frame.

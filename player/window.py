@@ -21,11 +21,11 @@ from PySide6.QtGui import QCloseEvent, QImage
 from PySide6.QtWidgets import QWidget
 
 from content_sync import store
+from content_sync.decoder_guard import CLIP_NOTE, DecoderGuard
 from kiosk_config import Config
 from player import content, fonts, look, power, slides
 from player.alarm import Alarm
 from player.canvas import Canvas
-from player.clip_guard import NOTE_NAME, ClipGuard
 from player.clock import ClockWatch, clock_ok
 from player.content import Content
 from player.images import ImageError
@@ -57,8 +57,8 @@ class PlayerWindow(Canvas):
         self._conn, self._writable = content.open_db(config.db_path)
         self._writer = Writer(config.db_path)
         self._stage = Stage(config)
-        # A clip the last player died with twice is held back (player/clip_guard.py).
-        self._guard = ClipGuard(config.db_path.parent / NOTE_NAME)
+        # A clip the last player died with twice is held back (content_sync/decoder_guard.py).
+        self._guard = DecoderGuard(config.db_path.parent / CLIP_NOTE, "player", "clip")
         self._guard.start()
         self._held_recorded: set[tuple[int, str]] = set()
         self._video = VideoPlayer(config, self, guard=self._guard)

@@ -4,6 +4,7 @@ damaged on disk after activation. Needs root for mount (skipped otherwise)."""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import subprocess
@@ -113,10 +114,16 @@ def test_cache_remounted_read_only(tmp_path: Path) -> None:
 
 
 def fill_up(path: Path) -> None:
-    with open(path, "wb") as f, pytest.raises(OSError):
-        while True:
-            f.write(b"\0" * 65536)
-            f.flush()
+    """Fill the file system to the last byte. Unbuffered: a buffered file would keep the
+    tail of a partial write and raise ENOSPC again when closed."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        with pytest.raises(OSError) as full:
+            while True:
+                os.write(fd, b"\0" * 65536)
+        assert full.value.errno == errno.ENOSPC
+    finally:
+        os.close(fd)
 
 
 @needs_root

@@ -127,7 +127,7 @@ def _errors(status: dict[str, Any]) -> list[str]:
     if player.get("running") is False:
         errors.append("player: not running (no status for a while)")
     held = player.get("clips_held")
-    for clip in held if isinstance(held, list) else []:  # player/clip_guard.py
+    for clip in held if isinstance(held, list) else []:  # content_sync/decoder_guard.py
         if isinstance(clip, dict):
             errors.append(f"player: clip {str(clip.get('media'))[:12]}… held back, the player "
                           f"died {clip.get('deaths')} times with it open; replace it")

@@ -1,13 +1,17 @@
-"""A clip that crashes the player is contained: the player died with it open twice, so
-the next player passes over it, says why, and keeps the board playing.
+"""A media that crashes its decoder is contained. A clip that crashes the player: the player
+died with it open twice, so the next player passes over it, says why, and keeps the board
+playing. An image that crashes the sync's check: refused at the third run, and later
+versions still arrive.
 
-The crash of libVLC's decoder is played by SIGSEGV sent to the player while the clip is
-on screen: what systemd sees (the process dies by a signal) and what the next player
-finds (the note it left) are the same. A real crashing decoder cannot be made on demand.
+The crash of a decoder is played by SIGSEGV sent to the process while the clip is on
+screen, or while the sync checks the image (its note says so): what systemd sees (the
+process dies by a signal) and what the next process finds (the note it left) are the
+same. A real crashing decoder cannot be made on demand.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -20,23 +24,28 @@ from typing import Any
 
 import pytest
 import requests
+from PIL import Image
 
-from content_sync import store
+from content_sync import decoder_guard, store
+from content_sync.decoder_guard import DEATHS_TO_HOLD, HOLD_S, DecoderGuard
 from content_sync.http import make_session
 from content_sync.status_report import run_heartbeat_once
 from kiosk_config import load_config
-from player import clip_guard, video
-from player.clip_guard import DEATHS_TO_HOLD, HOLD_S, ClipGuard
+from player import video
 from tests.player_helpers import Board, make_clip, playlist, png
 from tests.reliability_helpers import (
+    BOARD,
     ROOT,
     Proc,
     box_config,
     eboard,
+    start,
     start_player,
     status_json,
 )
 from tests.status_helpers import reference_server, wait_until
+from tests.sync_helpers import Publisher, make_keys
+from tests.sync_helpers import png as sync_png
 
 A, B = "a" * 64, "b" * 64
 
@@ -46,8 +55,8 @@ def die_with_open(note: Path, *shas: str, how: str = "segv") -> int:
     code = f"""
 import os, signal, sys
 from pathlib import Path
-from player.clip_guard import ClipGuard
-g = ClipGuard(Path({str(note)!r}))
+from content_sync.decoder_guard import DecoderGuard
+g = DecoderGuard(Path({str(note)!r}))
 g.start()
 for sha in {list(shas)!r}:
     g.opened(sha)
@@ -70,11 +79,11 @@ def test_two_deaths_with_a_clip_open_hold_it_back_for_a_while(tmp_path: Path) ->
     note = tmp_path / "player-clips.json"
     now = [1_800_000_000.0]
     assert die_with_open(note, A, B) == -signal.SIGSEGV
-    g = ClipGuard(note, clock=lambda: now[0])
+    g = DecoderGuard(note, clock=lambda: now[0])
     assert g.start() == {A: 1, B: 1}
     assert g.held() == frozenset()  # one death may be bad luck
     assert die_with_open(note, A) == -signal.SIGSEGV
-    g = ClipGuard(note, clock=lambda: now[0])
+    g = DecoderGuard(note, clock=lambda: now[0])
     assert g.start() == {A: DEATHS_TO_HOLD}
     assert g.held() == {A}
     assert g.report() == [{"media": A, "deaths": 2, "until": "2027-01-16T08:00:00+00:00"}]
@@ -87,19 +96,19 @@ def test_a_clean_exit_a_closed_clip_another_boot_and_a_bad_note_are_not_deaths(
         tmp_path: Path) -> None:
     note = tmp_path / "player-clips.json"
     assert die_with_open(note, A, how="clean") == 0
-    assert ClipGuard(note).start() == {}
+    assert DecoderGuard(note).start() == {}
     assert die_with_open(note, A, how="closed-then-kill") == -signal.SIGKILL
-    assert ClipGuard(note).start() == {}
+    assert DecoderGuard(note).start() == {}
     assert die_with_open(note, A) == -signal.SIGSEGV
-    assert ClipGuard(note, boot="a-boot-before-a-power-cut").start() == {}
+    assert DecoderGuard(note, boot="a-boot-before-a-power-cut").start() == {}
     note.write_text('{"boot": ')  # cut short
-    g = ClipGuard(note)
+    g = DecoderGuard(note)
     assert g.start() == {}
     assert json.loads(note.read_text())["open"] == []  # written again, whole
 
 
 def test_a_note_that_cannot_be_written_never_stops_the_player(tmp_path: Path) -> None:
-    g = ClipGuard(tmp_path / "no-such-dir" / "player-clips.json")
+    g = DecoderGuard(tmp_path / "no-such-dir" / "player-clips.json")
     assert g.start() == {}
     g.opened(A)
     g.closed(A)
@@ -189,4 +198,63 @@ def _clip_kills_the_player_twice(tmp_path: Path, stack: ExitStack) -> None:
         for proc in started:  # a failed assertion must not leave a player running
             proc.kill9()
         board.close()
-    assert clip_guard.NOTE_NAME in os.listdir(config.db_path.parent)
+    assert decoder_guard.CLIP_NOTE in os.listdir(config.db_path.parent)
+
+
+def _big_png() -> bytes:
+    """A valid 8000×8000 PNG (under Pillow's pixel limit) that takes a few tenths of a
+    second to decode: long enough for the test to crash the sync inside the decode."""
+    buf = io.BytesIO()
+    Image.new("RGB", (8000, 8000), (30, 90, 160)).save(buf, "PNG", compress_level=1)
+    return buf.getvalue()
+
+
+def _checking(note: Path, pid: int | None = None) -> list[str]:
+    """What the note says is being decoded (by process ``pid`` only, when given)."""
+    try:
+        data = json.loads(note.read_text())
+    except (OSError, ValueError):
+        return []
+    if pid is not None and data.get("pid") != pid:
+        return []
+    return list(data.get("open") or [])
+
+
+def test_a_file_that_kills_the_sync_twice_is_refused_and_later_versions_still_arrive(
+        tmp_path: Path) -> None:
+    key, pubkey = make_keys(tmp_path / "keys")
+    with reference_server(tmp_path / "data") as srv:
+        pub = Publisher(tmp_path / "data", key, board=BOARD)
+        pub.publish(1, {"anh-1": (sync_png(1), "image/png")})
+        cfg = box_config(tmp_path / "box", srv.url, [pubkey])
+        config = load_config(cfg)
+        assert eboard("sync", "--once", "--config", str(cfg)).returncode == 0
+        poison = pub.publish(2, {"anh-lon": (_big_png(), "image/png")})
+        sha = next(iter(poison["media"]))
+        note = config.cache_dir / decoder_guard.CHECK_NOTE
+        logs = tmp_path / "logs"
+        for _ in range(DEATHS_TO_HOLD):  # the decoder "crashes" inside the check, twice
+            once = start("once", ["sync", "--once", "--config", str(cfg)], logs)
+            try:
+                assert wait_until(lambda p=once.pid: sha in _checking(note, p), timeout=60,
+                                  step=0.002), once.text()[-3000:]
+                os.kill(once.pid, signal.SIGSEGV)
+                once.popen.wait(30)
+            finally:
+                once.kill9()
+            assert once.popen.returncode == -signal.SIGSEGV
+
+        # The third run does not fetch or decode the file again: refused, with the reason;
+        # version 1 stays on screen.
+        r = eboard("sync", "--once", "--config", str(cfg))
+        assert "holding it back" in r.stdout + r.stderr, r.stdout + r.stderr
+        st = status_json(cfg)
+        assert st["manifest"]["active_version"] == 1
+        reasons = " ".join(x["reason"] for x in st["recent_refusals"])
+        assert "held back: the sync died 2 times while decoding this file" in reasons, st
+        assert sha not in _checking(note)
+
+        # The province replaces the picture: the next version arrives as usual.
+        pub.publish(3, {"anh-2": (sync_png(2), "image/png")})
+        assert eboard("sync", "--once", "--config", str(cfg)).returncode == 0
+        assert status_json(cfg)["manifest"]["active_version"] == 3
