@@ -21,13 +21,13 @@ from PySide6.QtGui import QCloseEvent, QImage
 from PySide6.QtWidgets import QWidget
 
 from content_sync import store
-from content_sync.decoder_guard import CLIP_NOTE, DecoderGuard
 from kiosk_config import Config
 from player import content, fonts, look, power, slides
 from player.alarm import Alarm
 from player.canvas import Canvas
 from player.clock import ClockWatch, clock_ok
 from player.content import Content
+from player.held_clips import HeldClips
 from player.images import ImageError
 from player.records import PlayRecord, Writer, wall_iso
 from player.schedule import Choice, Cursor, decide, must_preempt, next_change, top_class
@@ -57,11 +57,8 @@ class PlayerWindow(Canvas):
         self._conn, self._writable = content.open_db(config.db_path)
         self._writer = Writer(config.db_path)
         self._stage = Stage(config)
-        # A clip the last player died with twice is held back (content_sync/decoder_guard.py).
-        self._guard = DecoderGuard(config.db_path.parent / CLIP_NOTE, "player", "clip")
-        self._guard.start()
-        self._held_recorded: set[tuple[int, str]] = set()
-        self._video = VideoPlayer(config, self, guard=self._guard)
+        self._held = HeldClips(config, self._writer)  # clips the last player died with
+        self._video = VideoPlayer(config, self, guard=self._held.guard)
         self._alarm = Alarm(config.emergency)  # rings once per emergency coming on screen
         self._video.ready.connect(self._video_ready)
         self._video.failed.connect(self._video_failed)
@@ -153,10 +150,10 @@ class PlayerWindow(Canvas):
             "frames": self._ticker.frame_stats(),
             "clock": {"ok": ok, "reason": why, "jumps": self._clockwatch.jumps,
                       "timezone": self.config.timezone},
-            "plays_recorded": self._plays,
+            "plays_recorded": self._plays + self._held.recorded,
             "plays_waiting_for_disk": self._writer.backlog,
             "database_writable": self._writable,
-            "clips_held": self._guard.report(),
+            "clips_held": self._held.report(),
             "pid": os.getpid(),
             "started_at": self._started_at,
         }
@@ -170,7 +167,7 @@ class PlayerWindow(Canvas):
         self._end_timer.stop()
         self._frame.stop()
         self._video.close()
-        self._guard.stop()
+        self._held.stop()
         self._alarm.close()
         self._stage.prefetcher.shutdown()
         self._release_outgoing()
@@ -192,28 +189,7 @@ class PlayerWindow(Canvas):
 
     # ---- decisions ------------------------------------------------------------------
     def _available(self) -> frozenset[str]:
-        held = self._guard.held()
-        if held & self._content.available:
-            self._record_held(held)
-        return self._content.available - self._bad_media - held
-
-    def _record_held(self, held: frozenset[str]) -> None:
-        """Record once per content generation each item passed over because its clip
-        is held back, so that proof of play says why it was not shown."""
-        gen = self._content.generation
-        if any(g != gen for g, _ in self._held_recorded):
-            self._held_recorded.clear()
-        for pl in self._content.playlists:
-            for item in pl.items:
-                key = (gen, f"{pl.id}/{item.id}")
-                if item.media is not None and item.media in held \
-                        and key not in self._held_recorded:
-                    self._held_recorded.add(key)
-                    reason = self._guard.reason(item.media)
-                    log.warning("skipped %s/%s: %s", pl.id, item.id, reason)
-                    rec = PlayRecord(item.id, pl.id, self._content.version)
-                    self._writer.play(rec.close("skipped", reason))
-                    self._plays += 1
+        return self._held.playable(self._content) - self._bad_media
 
     def _tick(self, force: bool = False) -> None:
         if self._closed:
