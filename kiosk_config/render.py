@@ -39,6 +39,13 @@ def _toml_string(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007f")
 
 
+def _comment(text: str) -> str:
+    """Text safe in a TOML comment: control characters but tab (a NUL or a newline in a
+    key or a value that a problem names) written as \\uXXXX, so the output reads back."""
+    return "".join(f"\\u{ord(c):04x}" if (c < " " and c != "\t") or c == "\x7f" else c
+                   for c in text)
+
+
 def render(result: LoadResult) -> str:
     """The effective config (or the raw merged values when invalid), annotated."""
     data: dict[str, Any]
@@ -54,9 +61,10 @@ def render(result: LoadResult) -> str:
                 continue
             dotted = prefix + key
             origin = result.origins.get(dotted, DEFAULTS)
-            lines.append(f"{key} = {_toml_value(mask(dotted, value))}    # from {origin}")
+            lines.append(f"{key} = {_toml_value(mask(dotted, value))}    # from "
+                         f"{_comment(str(origin))}")
             for msg in by_key.pop(dotted, []):
-                lines.append(f"# ^ ERROR {msg}")
+                lines.append(f"# ^ ERROR {_comment(msg)}")
         for key, value in table.items():
             if isinstance(value, dict):
                 lines.append("")
@@ -68,5 +76,5 @@ def render(result: LoadResult) -> str:
         lines.append("")
         for key, msgs in by_key.items():
             for msg in msgs:
-                lines.append(f"# ERROR {key}: {msg}")
+                lines.append(f"# ERROR {_comment(f'{key}: {msg}')}")
     return "\n".join(lines).lstrip("\n") + "\n"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -118,3 +119,26 @@ def test_render_escapes_delete_in_strings(tmp_path: Path) -> None:
     result = load(f)
     assert result.problems  # the id is not a valid id
     assert tomllib.loads(render(result)) == tomllib.loads(text)
+
+
+@pytest.mark.parametrize("text", [
+    '[source]\ntoken_file = "to\\u0000ken"\n ["k\\u0000"]\n',  # atheris, 25-min run
+    '[display]\n"a\\nb" = 1\n',
+    '[board]\nid = "x\\u0000\\n\\u007f"\n',
+])
+def test_render_keeps_control_characters_out_of_comments(tmp_path: Path, text: str) -> None:
+    """A problem names a key or a value; with a NUL or a newline in it, the "# ERROR"
+    comment `eboard config check` printed was not TOML (or, with a newline, went on as a
+    line of TOML). They are written as \\uXXXX there."""
+    import tomllib
+
+    from kiosk_config import render
+
+    f = tmp_path / "box.toml"
+    f.write_text(text, encoding="utf-8")
+    result = load(f)
+    assert result.problems
+    printed = render(result)
+    tomllib.loads(printed)
+    assert all(line.startswith("#") or "=" in line or line.startswith("[") or not line
+               for line in printed.splitlines())
