@@ -164,12 +164,46 @@ def _one_line(e: ValidationError) -> str:
     return f"{where}: {msg}{more}"
 
 
+# A JSON escape of half a UTF-16 surrogate pair: json.loads keeps it as a lone surrogate,
+# which no UTF-8 encoder takes (SQLite, pydantic's error messages, the heartbeat).
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _without_lone_surrogates(data: object) -> object:
+    """Each lone surrogate in every string (keys included) replaced by U+FFFD: a title
+    cut in the middle of an emoji by a UTF-16 publishing tool shows one "�" instead of
+    refusing the manifest, and an id or a media name with one is refused as malformed.
+    Iterative: the document may be nested as deep as json.loads allows."""
+    def fix(v: object) -> object:
+        return _LONE_SURROGATE.sub("\ufffd", v) if isinstance(v, str) else v
+
+    root = [fix(data)]
+    stack: list[list[object] | dict[object, object]] = [root]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, list):
+            for i, v in enumerate(node):
+                node[i] = fix(v)
+                if isinstance(node[i], list | dict):
+                    stack.append(node[i])  # type: ignore[arg-type]
+        else:
+            for k in list(node):
+                v = fix(node.pop(k))
+                node[fix(k)] = v
+                if isinstance(v, list | dict):
+                    stack.append(v)
+    return root[0]
+
+
 def parse(body: bytes) -> Manifest:
     """Parse manifest JSON bytes or raise ManifestError with one clear reason."""
     try:
         data = json.loads(body)
     except (ValueError, UnicodeDecodeError, RecursionError) as e:  # [[[[… nested too deep
         raise ManifestError(f"manifest is not valid JSON: {e}") from None
+    if _SURROGATE_ESCAPE.search(body):
+        data = _without_lone_surrogates(data)
     if not isinstance(data, dict):
         raise ManifestError("manifest is not a JSON object")
     if data.get("format") != FORMAT:

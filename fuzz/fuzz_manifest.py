@@ -48,6 +48,9 @@ def check_manifest(body: bytes) -> None:
     for pl in m.playlists:
         for item in pl.items:
             assert item.media is None or item.media in m.media
+            # what goes on to SQLite, the heartbeat and the log must be UTF-8-encodable
+            for text in (pl.id, pl.title, item.id, item.title, item.body):
+                (text or "").encode("utf-8")
 
 
 def test_one_input(data: bytes) -> None:

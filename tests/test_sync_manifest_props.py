@@ -148,3 +148,60 @@ def test_version_of_an_unreadable_envelope_is_0(envelope: bytes) -> None:
     from content_sync.publish import manifest_version_in
 
     assert manifest_version_in(envelope) == 0
+
+
+# A 25-minute atheris run: "\ud800" (half a surrogate pair) in an item's media name made
+# pydantic's error message raise UnicodeEncodeError out of parse(). Lone surrogates in
+# text were accepted as they were, and then no UTF-8 encoder took them (SQLite, the
+# heartbeat): a title cut in the middle of an emoji by a UTF-16 tool could stop the
+# player's records.
+SURROGATE_TEXT = st.text(st.characters(min_codepoint=0xD7F0, max_codepoint=0xE010)
+                         | st.characters(max_codepoint=0x1F600), max_size=12)
+
+
+def _with_escapes(m: dict[str, Any]) -> bytes:
+    return json.dumps(m, ensure_ascii=True).encode()  # lone surrogates as \udXXX escapes
+
+
+def test_a_lone_surrogate_in_a_media_name_is_refused_with_one_line() -> None:
+    m = {"format": "eboard.manifest/1", "board": "b", "version": 2,
+         "issued_at": "2026-11-24T08:00:00+07:00", "media": {},
+         "playlists": [{"id": "p", "items": [
+             {"id": "tb", "type": "text", "title": "x", "duration": 6,
+              "media": "20e79ac2b48\ud8008f3564image"}]}]}
+    with pytest.raises(ManifestError) as e:
+        manifest.parse(_with_escapes(m))
+    assert "\n" not in str(e.value)
+    str(e.value).encode("utf-8")
+
+
+def test_lone_surrogates_in_text_become_the_replacement_character() -> None:
+    m = {"format": "eboard.manifest/1", "board": "b", "version": 2,
+         "issued_at": "2026-11-24T08:00:00+07:00", "media": {},
+         "playlists": [{"id": "p", "title": "Bão \ud83c", "items": [
+             {"id": "tb", "type": "text", "title": "BÃO SỐ 9 \ud83c\udf00",
+              "body": "\udf00Gió mạnh cấp 12\ud83c", "duration": 5}]}],
+         "ticker": [{"id": "t", "text": "\ud800"}]}
+    got = manifest.parse(_with_escapes(m))
+    item = got.playlists[0].items[0]
+    assert item.title == "BÃO SỐ 9 🌀"  # an escaped pair that is whole stays the emoji
+    assert item.body == "\ufffdGió mạnh cấp 12\ufffd"
+    assert got.playlists[0].title == "Bão \ufffd"
+    assert got.ticker[0].text == "\ufffd"
+
+
+@SETTINGS
+@given(manifests(), SURROGATE_TEXT, SURROGATE_TEXT)
+def test_any_text_parses_into_strings_utf8_can_carry(m: dict[str, Any], title: str,
+                                                     body: str) -> None:
+    m["playlists"][0]["items"][-1].update(title=title or "x", body=body)
+    m["ticker"][0]["text"] = body
+    try:
+        got = manifest.parse(_with_escapes(m))
+    except ManifestError as e:
+        assert "\n" not in str(e)
+        str(e).encode("utf-8")
+        return
+    item = got.playlists[0].items[-1]
+    for text in (item.title or "", item.body or "", got.ticker[0].text):
+        text.encode("utf-8")  # SQLite, the heartbeat and the log can take it
