@@ -76,3 +76,51 @@ def test_plays_answer_keeps_the_records(tmp_path: Path, kind: str) -> None:
         assert "nested too deep" in result.error and "/plays" in result.error
         assert store.outbox_size(conn) == 20  # nothing acknowledged, nothing lost
         conn.close()
+
+
+# Half a surrogate pair escaped in JSON: json.loads keeps it, and no UTF-8 encoder takes
+# it (SQLite, the log file, the next heartbeat).
+LONE = b'"\\ud800"'
+COMMANDS = {
+    "id": b'{"commands": [{"id": ' + LONE + b', "name": "sync_now"}]}',
+    "name": b'{"commands": [{"id": "c-1", "name": ' + LONE + b'}]}',
+    "args": b'{"commands": [{"id": "c-2", "name": "log_level", "args": {"level": '
+            + LONE + b', "minutes": 1}}]}',
+}
+
+
+@pytest.mark.parametrize("where", list(COMMANDS))
+def test_heartbeat_answer_with_a_lone_surrogate(tmp_path: Path, where: str) -> None:
+    with reference_server(tmp_path / "src", middleware=lambda app: Hostile(
+            app, "/status", COMMANDS[where])) as srv:
+        config, _ = make_config(tmp_path / "box", srv.url)
+        conn = store.connect(config.db_path)
+        run_heartbeat_once(config, conn, make_session(config))  # must not raise
+        hb = run_heartbeat_once(config, conn, make_session(config))  # the results go out
+        assert hb.error is None or "\ud800" not in hb.error
+        conn.close()
+
+
+def test_plays_answer_with_a_lone_surrogate_keeps_the_records(tmp_path: Path) -> None:
+    with reference_server(tmp_path / "src", middleware=lambda app: Hostile(
+            app, "/plays", b'{"accepted": [' + LONE + b'], "duplicates": [' + LONE + b']}')) as srv:
+        config, _ = make_config(tmp_path / "box", srv.url)
+        add_plays(config.db_path, 5)
+        conn = store.connect(config.db_path)
+        outbox.upload_plays_once(config, conn, make_session(config))  # must not raise
+        assert store.outbox_size(conn) == 5
+        conn.close()
+
+
+def test_events_answer_with_a_lone_surrogate(tmp_path: Path) -> None:
+    body = b'{"next": 3, "events": [{"id": 2, "type": ' + LONE + b'}, {"id": 3, "type": ' \
+        b'"command", "command": {"id": ' + LONE + b', "name": "screenshot"}}]}'
+    with reference_server(tmp_path / "src", middleware=lambda app: Hostile(
+            app, "/events", body)) as srv:
+        config, _ = make_config(tmp_path / "box", srv.url)
+        source = HttpSource(config)
+        try:
+            source.events(BOARD, 0, 1)
+        except SourceError as e:
+            str(e).encode("utf-8")
+        source.close()
