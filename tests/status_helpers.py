@@ -6,6 +6,7 @@ import socket
 import threading
 import time
 import uuid
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -90,7 +91,12 @@ def stop_waitress(srv: Any, app: Any, loop: threading.Thread | None = None) -> N
         closed.set()
 
     if loop is not None and loop.is_alive():
-        srv.trigger.pull_trigger(close_everything)
+        try:
+            srv.trigger.pull_trigger(close_everything)
+        except OSError as e:  # the pipe is closed already (seen once in CI; cause unknown)
+            warnings.warn(f"the test server's wake-up pipe was closed before stop ({e}); "
+                          "closing its sockets from the test thread", stacklevel=2)
+            close_everything()
         closed.wait(10)
         loop.join(10)
     srv.close()  # idempotent after the above; the whole job when there is no loop thread
