@@ -170,6 +170,19 @@ _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
+def _has_lone_surrogates(body: bytes) -> bool:
+    """Whether json.loads may have made lone surrogates of ``body``: from an escape, or
+    from the bytes of one encoded as if it were a character (json.loads decodes bytes
+    with "surrogatepass"; strict UTF-8 refuses them, as it refuses UTF-16 and UTF-32)."""
+    if _SURROGATE_ESCAPE.search(body):
+        return True
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        return True
+    return False
+
+
 def _without_lone_surrogates(data: object) -> object:
     """Each lone surrogate in every string (keys included) replaced by U+FFFD: a title
     cut in the middle of an emoji by a UTF-16 publishing tool shows one "�" instead of
@@ -202,7 +215,7 @@ def parse(body: bytes) -> Manifest:
         data = json.loads(body)
     except (ValueError, UnicodeDecodeError, RecursionError) as e:  # [[[[… nested too deep
         raise ManifestError(f"manifest is not valid JSON: {e}") from None
-    if _SURROGATE_ESCAPE.search(body):
+    if _has_lone_surrogates(body):
         data = _without_lone_surrogates(data)
     if not isinstance(data, dict):
         raise ManifestError("manifest is not a JSON object")

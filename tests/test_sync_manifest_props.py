@@ -190,14 +190,27 @@ def test_lone_surrogates_in_text_become_the_replacement_character() -> None:
     assert got.ticker[0].text == "\ufffd"
 
 
+def test_a_surrogate_encoded_as_bytes_becomes_the_replacement_character() -> None:
+    """json.loads decodes bytes with "surrogatepass": ED BA BE, the bytes of U+DEBE as if
+    it were a character, came through as a lone surrogate (the next atheris run)."""
+    body = (b'{"format": "eboard.manifest/1", "board": "b", "version": 2, "issued_at": '
+            b'"2026-11-24T08:00:00+07:00", "media": {}, "playlists": [{"id": "p", '
+            b'"items": [{"id": "tb", "type": "text", "title": "B\xed\xba\xbeO", '
+            b'"duration": 5}]}]}')
+    got = manifest.parse(body)
+    assert got.playlists[0].items[0].title == "B\ufffdO"
+
+
 @SETTINGS
-@given(manifests(), SURROGATE_TEXT, SURROGATE_TEXT)
+@given(manifests(), SURROGATE_TEXT, SURROGATE_TEXT, st.booleans())
 def test_any_text_parses_into_strings_utf8_can_carry(m: dict[str, Any], title: str,
-                                                     body: str) -> None:
+                                                     body: str, escaped: bool) -> None:
     m["playlists"][0]["items"][-1].update(title=title or "x", body=body)
     m["ticker"][0]["text"] = body
+    raw = _with_escapes(m) if escaped else \
+        json.dumps(m, ensure_ascii=False).encode("utf-8", "surrogatepass")
     try:
-        got = manifest.parse(_with_escapes(m))
+        got = manifest.parse(raw)
     except ManifestError as e:
         assert "\n" not in str(e)
         str(e).encode("utf-8")
