@@ -205,8 +205,9 @@ class DecoderGuard:
         except OSError as e:
             if not self._write_failed:
                 log.warning("cannot write the decoder note %s (%s): a %s that crashes its "
-                            "decoder will not be held back until it can", self.path, e,
-                            self.what)
+                            "decoder will not be held back until it can; check that %s is "
+                            "writable by the user eboard runs as and has free space",
+                            self.path, e, self.what, self.path.parent)
             self._write_failed = True
             if self._closer is not None:
                 self._closer()
