@@ -130,8 +130,17 @@ def db_counts(db: Path) -> tuple[int, int, int]:
         conn.close()
 
 
+def heap_env(heap_dir: Path | None, every: float) -> dict[str, str]:
+    """Environment that turns on bench/heapwatch in a started process (empty: off)."""
+    if heap_dir is None:
+        return {}
+    return {"PYTHONPATH": f"{ROOT / 'bench' / 'heapwatch'}:{ROOT}", "PYTHONTRACEMALLOC": "12",
+            "EBOARD_HEAP_DIR": str(heap_dir), "EBOARD_HEAP_EVERY": str(every)}
+
+
 def run(minutes: float, out: Path, duration: float, publish_every: float, sample: float,
-        seed: int, with_video: bool = True, flap: bool = True) -> dict[str, Any]:
+        seed: int, with_video: bool = True, flap: bool = True,
+        heap_dir: Path | None = None, heap_every: float = 300.0) -> dict[str, Any]:
     rnd = random.Random(seed)
     rows: list[dict[str, Any]] = []
     outages: list[tuple[float, float]] = []
@@ -150,7 +159,8 @@ def run(minutes: float, out: Path, duration: float, publish_every: float, sample
                              status={"heartbeat_interval": 10, "screenshot_interval": 30})
             db = t / "box" / "cache" / "eboard.db"
             logs = t / "logs"
-            sync, player = start_sync(cfg, logs), start_player(cfg, logs)
+            watch = heap_env(heap_dir, heap_every)
+            sync, player = start_sync(cfg, logs, **watch), start_player(cfg, logs, **watch)
             t0 = time.monotonic()
             end = t0 + minutes * 60
             next_publish = t0 + publish_every if publish_every > 0 else float("inf")
@@ -272,9 +282,13 @@ def main() -> int:
     ap.add_argument("--no-flap", action="store_true", help="keep the source up")
     ap.add_argument("--sample", type=float, default=5.0)
     ap.add_argument("--seed", type=int, default=8)
+    ap.add_argument("--heap-dir", type=Path, default=None,
+                    help="trace both processes' heaps (bench/heapwatch) into this folder")
+    ap.add_argument("--heap-every", type=float, default=300.0,
+                    help="seconds between heap samples and snapshots")
     a = ap.parse_args()
     summary = run(a.minutes, a.out, a.duration, a.publish_every, a.sample, a.seed,
-                  not a.no_video, not a.no_flap)
+                  not a.no_video, not a.no_flap, a.heap_dir, a.heap_every)
     print(json.dumps(summary, indent=1))
     return 1 if summary["died"] or summary["tracebacks"] else 0
 

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from kiosk_config.schema import EmergencyConfig
+from player.vlc_events import event_manager, forget_callbacks
 
 log = logging.getLogger(__name__)
 
@@ -313,7 +314,7 @@ class Alarm:
                 if _is_audio(event):
                     audio.set()
 
-            em = mp.event_manager()
+            em = event_manager(mp)  # not mp.event_manager(): python-vlc keeps those
             em.event_attach(vlc.EventType.MediaPlayerEndReached, lambda _e: ended.set())
             em.event_attach(vlc.EventType.MediaPlayerEncounteredError, on_error)
             em.event_attach(vlc.EventType.MediaPlayerESAdded, on_track)
@@ -345,6 +346,8 @@ class Alarm:
                                   vlc.EventType.MediaPlayerESAdded):
                         em.event_detach(event)
                 mp.release()
+                if em is not None:
+                    forget_callbacks(em)
             inst.log_unset()
             inst.release()
 

@@ -25,6 +25,7 @@ from PySide6.QtGui import QImage
 from content_sync.decoder_guard import DecoderGuard
 from kiosk_config import Config
 from player.schedule import Choice
+from player.vlc_events import event_manager, forget_callbacks
 
 log = logging.getLogger(__name__)
 
@@ -122,8 +123,10 @@ class _Clip(QObject):
                                    ctypes.c_void_p)(("libvlc_video_set_callbacks", vlc.dll))
         set_cbs(self._mp, self._cbs[2], self._cbs[3], self._cbs[4], None)
         self._mp.audio_set_volume(volume)
-        # Kept: python-vlc's EventManager owns the ctypes thunk libVLC calls back.
-        self._em = em = self._mp.event_manager()
+        # Kept: python-vlc's EventManager owns the ctypes thunk libVLC calls back. Not
+        # ``self._mp.event_manager()``: python-vlc memoizes that in a class-level dict
+        # that keeps every player and its event manager for the life of the process.
+        self._em = em = event_manager(self._mp)
         em.event_attach(vlc.EventType.MediaPlayerEncounteredError, lambda _e: self.failed.emit(
             self, "libVLC could not open or decode the clip"))
         em.event_attach(vlc.EventType.MediaPlayerEndReached, lambda _e: self.ended.emit(self))
@@ -172,6 +175,7 @@ class _Clip(QObject):
                           vlc.EventType.MediaPlayerEndReached):
                 em.event_detach(event)
             mp.release()
+            forget_callbacks(em)
             assert cbs  # the callbacks must outlive the player
             if released is not None:
                 released()

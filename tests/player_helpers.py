@@ -6,10 +6,12 @@ Content goes in the way content_sync puts it: media files at ``media_path``,
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import io
 import json
 import time
+from collections import Counter
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -156,3 +158,12 @@ class Xvfb:
         if self.proc is not None:
             self.proc.terminate()
             self.proc.wait(10)
+
+
+def vlc_wrappers() -> Counter[str]:
+    """python-vlc player and event-manager objects alive, by class (e.g. kept by
+    python-vlc's memoized ``event_manager()``, or in a cycle with their thunk)."""
+    import vlc
+
+    return Counter(type(o).__name__ for o in gc.get_objects()
+                   if isinstance(o, vlc.MediaPlayer | vlc.EventManager))

@@ -9,6 +9,7 @@ its length (repeats × the sound), its level, and the siren's two tones.
 from __future__ import annotations
 
 import array
+import gc
 import logging
 import math
 import re
@@ -24,7 +25,7 @@ import pytest
 from kiosk_config import load
 from kiosk_config.schema import Config, EmergencyConfig
 from player import alarm
-from tests.player_helpers import Board, make_config, playlist, window_around
+from tests.player_helpers import Board, make_config, playlist, vlc_wrappers, window_around
 
 ROOT = Path(__file__).resolve().parents[1]
 FULL_SCALE = 32767
@@ -114,12 +115,20 @@ def test_alarm_sounds_when_an_emergency_comes_on_screen(tmp_path: Path, qtbot: A
     config = afile_config(tmp_path, out, alarm_repeats=3)
     board = Board(config)
     board.publish([emergency_playlist(config)])
-    window = open_window(config, qtbot, board)
-    assert alarm_state(window) in ("ringing", "done")
-    qtbot.waitUntil(lambda: alarm_state(window) == "done", timeout=30000)
-    assert window.mode == "emergency"
-    window.close()
-    board.close()
+    gc.collect()
+    gc.disable()  # what is left must be freed without the cycle collector
+    try:
+        wrappers_before = vlc_wrappers()
+        window = open_window(config, qtbot, board)
+        assert alarm_state(window) in ("ringing", "done")
+        qtbot.waitUntil(lambda: alarm_state(window) == "done", timeout=30000)
+        assert window.mode == "emergency"
+        window.close()
+        board.close()
+        left = vlc_wrappers() - wrappers_before
+    finally:
+        gc.enable()
+    assert not left, f"the alarm's python-vlc objects outlived it: {dict(left)}"
 
     seconds, samples, rate = read_wav(out)
     sound, _, _ = read_wav(alarm.SOUND)

@@ -2,7 +2,9 @@
 
 Each clip used to leave about 1 MB behind: its libVLC media was never released, and the
 clip (its frame buffer, ctypes callbacks and event handlers) lived on in a reference cycle
-until Python's cycle collector got to it.
+until Python's cycle collector got to it. Then about 1.5 KB for good: python-vlc's
+memoized ``event_manager()`` kept every player wrapper and its event manager (found by
+the soak's heap watch, bench/heapwatch).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from pytestqt.qtbot import QtBot
 
 from player import video
 from player.window import PlayerWindow
-from tests.player_helpers import Board, make_clip, make_config, playlist
+from tests.player_helpers import Board, make_clip, make_config, playlist, vlc_wrappers
 
 pytestmark = [
     pytest.mark.video,
@@ -113,6 +115,7 @@ def test_every_clip_lets_go_of_its_media_and_is_freed_without_the_cycle_collecto
     monkeypatch.setattr(video._Clip, "__init__", track_clip)
     gc.collect()
     gc.disable()
+    wrappers_before = vlc_wrappers()
     try:
         w = play(qtbot, board, 8, timeout_s=30)
         w.close()
@@ -122,6 +125,8 @@ def test_every_clip_lets_go_of_its_media_and_is_freed_without_the_cycle_collecto
         assert {id(m) for m in media} <= set(released), "a libVLC media was never released"
         alive = [r for r in clips if r() is not None]
         assert not alive, f"{len(alive)} of {len(clips)} clips outlived their player"
+        left = vlc_wrappers() - wrappers_before
+        assert not left, f"python-vlc objects of released players still alive: {dict(left)}"
     finally:
         gc.enable()
 

@@ -1,0 +1,104 @@
+"""Heap watch for the soak: where a long-running eboard process's memory goes.
+
+Put this folder first on PYTHONPATH of a process started with ``PYTHONTRACEMALLOC=N`` and
+``EBOARD_HEAP_DIR=<dir>`` (``bench/soak.py --heap-dir`` does both). A daemon thread then,
+every ``EBOARD_HEAP_EVERY`` seconds (default 300):
+
+- dumps a tracemalloc snapshot to ``<dir>/<role>-<pid>-<n>.tm`` (compare two with
+  ``bench/heapdiff.py``);
+- appends one line to ``<dir>/<role>-<pid>.csv``: resident memory, what glibc's malloc
+  holds and has in use (``mallinfo2``), what tracemalloc traces, and the Python objects
+  alive by type for the types that grew since the first sample.
+
+Python-level growth shows in the snapshots; growth in malloc that tracemalloc does not
+see is native (Qt, libVLC, SQLite); resident memory that grows while malloc's in-use
+figure stays level is fragmentation. Nothing here runs unless EBOARD_HEAP_DIR is set.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import gc
+import os
+import threading
+import time
+import tracemalloc
+from collections import Counter
+from pathlib import Path
+
+
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [(n, ctypes.c_size_t) for n in (
+        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks",
+        "uordblks", "fordblks", "keepcost")]
+
+
+def _mallinfo() -> tuple[int, int]:
+    """(bytes malloc holds from the system, bytes in use), or (0, 0) off glibc."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        fn = libc.mallinfo2
+    except (OSError, AttributeError):
+        return 0, 0
+    fn.restype = _MallInfo2
+    mi = fn()
+    return mi.arena + mi.hblkhd, mi.uordblks + mi.hblkhd
+
+
+def _rss_kb() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def _role() -> str:
+    args = Path("/proc/self/cmdline").read_bytes().split(b"\0")
+    for word in (b"play", b"sync", b"serve"):
+        if word in args:
+            return {b"play": "player", b"sync": "sync", b"serve": "server"}[word]
+    return "python"
+
+
+def _types() -> Counter[str]:
+    return Counter(type(o).__qualname__ for o in gc.get_objects())
+
+
+def _watch(folder: Path, every: float) -> None:
+    role, pid = _role(), os.getpid()
+    csv = folder / f"{role}-{pid}.csv"
+    first: Counter[str] | None = None
+    n = 0
+    t0 = time.monotonic()
+    while True:
+        time.sleep(every if n else min(every, 60.0))
+        held, used = _mallinfo()
+        traced, _peak = tracemalloc.get_traced_memory() if tracemalloc.is_tracing() else (0, 0)
+        types = _types()
+        if first is None:
+            first = types
+        grown = sorted(((types[k] - first.get(k, 0), k) for k in types), reverse=True)[:8]
+        if not csv.exists():
+            csv.write_text("t_s,rss_kb,malloc_held_kb,malloc_used_kb,traced_kb,objects,"
+                           "grown_types\n")
+        with csv.open("a") as f:
+            f.write(f"{time.monotonic() - t0:.0f},{_rss_kb()},{held // 1024},{used // 1024},"
+                    f"{traced // 1024},{sum(types.values())},"
+                    f"\"{' '.join(f'{k}+{d}' for d, k in grown if d > 0)}\"\n")
+        if tracemalloc.is_tracing():
+            tracemalloc.take_snapshot().dump(str(folder / f"{role}-{pid}-{n:03d}.tm"))
+        n += 1
+
+
+def _start() -> None:
+    where = os.environ.get("EBOARD_HEAP_DIR")
+    if not where:
+        return
+    folder = Path(where)
+    folder.mkdir(parents=True, exist_ok=True)
+    every = float(os.environ.get("EBOARD_HEAP_EVERY", "300"))
+    threading.Thread(target=_watch, args=(folder, every), name="heapwatch",
+                     daemon=True).start()
+
+
+_start()
