@@ -130,17 +130,21 @@ def db_counts(db: Path) -> tuple[int, int, int]:
         conn.close()
 
 
-def heap_env(heap_dir: Path | None, every: float) -> dict[str, str]:
-    """Environment that turns on bench/heapwatch in a started process (empty: off)."""
+def heap_env(heap_dir: Path | None, every: float, frames: int = 12) -> dict[str, str]:
+    """Environment that turns on bench/heapwatch in a started process (empty: off).
+    ``frames`` = 0: malloc figures and object counts only, without tracemalloc (whose
+    own bookkeeping doubles what malloc holds)."""
     if heap_dir is None:
         return {}
-    return {"PYTHONPATH": f"{ROOT / 'bench' / 'heapwatch'}:{ROOT}", "PYTHONTRACEMALLOC": "12",
+    return {"PYTHONPATH": f"{ROOT / 'bench' / 'heapwatch'}:{ROOT}",
+            **({"PYTHONTRACEMALLOC": str(frames)} if frames > 0 else {}),
             "EBOARD_HEAP_DIR": str(heap_dir), "EBOARD_HEAP_EVERY": str(every)}
 
 
 def run(minutes: float, out: Path, duration: float, publish_every: float, sample: float,
         seed: int, with_video: bool = True, flap: bool = True,
-        heap_dir: Path | None = None, heap_every: float = 300.0) -> dict[str, Any]:
+        heap_dir: Path | None = None, heap_every: float = 300.0, heap_frames: int = 12,
+        extra_env: dict[str, str] | None = None) -> dict[str, Any]:
     rnd = random.Random(seed)
     rows: list[dict[str, Any]] = []
     outages: list[tuple[float, float]] = []
@@ -159,7 +163,7 @@ def run(minutes: float, out: Path, duration: float, publish_every: float, sample
                              status={"heartbeat_interval": 10, "screenshot_interval": 30})
             db = t / "box" / "cache" / "eboard.db"
             logs = t / "logs"
-            watch = heap_env(heap_dir, heap_every)
+            watch = {**heap_env(heap_dir, heap_every, heap_frames), **(extra_env or {})}
             sync, player = start_sync(cfg, logs, **watch), start_player(cfg, logs, **watch)
             t0 = time.monotonic()
             end = t0 + minutes * 60
@@ -286,9 +290,15 @@ def main() -> int:
                     help="trace both processes' heaps (bench/heapwatch) into this folder")
     ap.add_argument("--heap-every", type=float, default=300.0,
                     help="seconds between heap samples and snapshots")
+    ap.add_argument("--heap-frames", type=int, default=12,
+                    help="tracemalloc frames per allocation; 0 = no tracemalloc")
+    ap.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
+                    help="extra environment for both processes (e.g. GLIBC_TUNABLES=...)")
     a = ap.parse_args()
+    extra = dict(e.split("=", 1) for e in a.env)
     summary = run(a.minutes, a.out, a.duration, a.publish_every, a.sample, a.seed,
-                  not a.no_video, not a.no_flap, a.heap_dir, a.heap_every)
+                  not a.no_video, not a.no_flap, a.heap_dir, a.heap_every, a.heap_frames,
+                  extra)
     print(json.dumps(summary, indent=1))
     return 1 if summary["died"] or summary["tracebacks"] else 0
 

@@ -21,7 +21,7 @@ import sqlite3
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime, tzinfo
+from datetime import date, datetime, timedelta, tzinfo
 from typing import Any
 
 import requests
@@ -36,6 +36,8 @@ COUNTS_PER_BATCH = 200
 MAX_BATCHES_PER_RUN = 20
 GZIP_MIN_BYTES = 512  # smaller bodies are not worth compressing
 FOLD_TARGET = 0.9  # fold down to 90 % of the bound, so folding is not done every minute
+HISTORY_DAYS = 400  # play_history kept for reports: a year and a month
+REJECTED_KEEP = 1000  # refused records kept for a human, the newest
 RECORD_FIELDS = ("id", "item_id", "playlist_id", "manifest_version", "started_at",
                  "ended_at", "duration_s", "outcome", "detail")
 
@@ -111,6 +113,30 @@ def fold_if_needed(conn: sqlite3.Connection, max_records: int, tz: tzinfo) -> in
                 "folded the %d oldest into %d per-item daily counts", max_records, len(rows),
                 len(groups))
     return len(rows)
+
+
+def prune_history(conn: sqlite3.Connection, today: date, keep_days: int = HISTORY_DAYS,
+                  keep_rejected: int = REJECTED_KEEP) -> int:
+    """Forget play history older than ``keep_days`` and all but the newest
+    ``keep_rejected`` refused records, so that months unattended do not grow the
+    database without bound (each day adds a row per item played). Reads first and
+    writes only when there is something to forget. Returns the rows deleted."""
+    cutoff = (today - timedelta(days=keep_days)).isoformat()
+    old = conn.execute("SELECT EXISTS(SELECT 1 FROM play_history WHERE day < ?)",
+                       (cutoff,)).fetchone()[0]
+    extra = int(conn.execute("SELECT count(*) FROM plays_rejected").fetchone()[0]) - keep_rejected
+    if not old and extra <= 0:
+        return 0
+    with store.transaction(conn):
+        gone = conn.execute("DELETE FROM play_history WHERE day < ?", (cutoff,)).rowcount
+        if extra > 0:
+            gone += conn.execute(
+                "DELETE FROM plays_rejected WHERE id IN (SELECT id FROM plays_rejected "
+                "ORDER BY at, id LIMIT ?)", (extra,)).rowcount
+    log.info("forgot %d play-history rows and refused records older than %s (history is "
+             "kept %d days, refused records the newest %d)", gone, cutoff, keep_days,
+             keep_rejected)
+    return gone
 
 
 def _next_batch(conn: sqlite3.Connection) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -210,6 +236,7 @@ def upload_plays_once(config: Config, conn: sqlite3.Connection, session: request
     status_schema.ensure(conn)
     result = UploadResult()
     fold_if_needed(conn, config.status.outbox_max_records, config.tz)
+    prune_history(conn, datetime.now(config.tz).date())
     if not config.source.url.startswith("http"):
         result.error = "the source is a folder (file://): it has no plays endpoint"
         result.remaining = store.outbox_size(conn)

@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from content_sync import outbox, status_schema, store
@@ -168,7 +168,7 @@ def test_server_deduplicates_and_refuses_malformed_records(tmp_path: Path) -> No
 # player.records.Writer does in its thread), printing each id once it is committed.
 PLAYER = """
 import sys, time, uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from content_sync import store
 from tests.status_helpers import make_play
@@ -243,4 +243,35 @@ def test_player_and_uploader_cut_off_together_lose_and_duplicate_nothing(
     conn = store.connect(config.db_path)
     assert store.outbox_size(conn) == 0
     assert conn.execute("SELECT sum(plays) FROM play_history").fetchone()[0] == len(ids)
+    conn.close()
+
+
+def test_history_older_than_its_retention_is_forgotten_and_recent_days_kept(
+        tmp_path: Path) -> None:
+    """Months unattended must not grow the database without bound: each day adds a
+    history row per item played, and refused records pile up for a human."""
+    port = free_port()
+    config, _ = make_config(tmp_path / "box", f"http://127.0.0.1:{port}/")
+    now = datetime.now(UTC)
+    add_plays(config.db_path, 6, start=now - timedelta(days=outbox.HISTORY_DAYS + 30))
+    add_plays(config.db_path, 6, start=now - timedelta(days=2))
+    conn = store.connect(config.db_path)
+    with reference_server(tmp_path / "source", port=port):
+        session = make_session(config)
+        assert outbox.upload_plays_once(config, conn, session).accepted == 12
+        days = sorted({r[0] for r in conn.execute("SELECT day FROM play_history")})
+        assert len(days) == 2  # the old day arrived in this run; it is forgotten by the next
+        assert outbox.upload_plays_once(config, conn, session).ok
+    left = {r[0] for r in conn.execute("SELECT day FROM play_history")}
+    assert left == {days[1]}
+    assert conn.execute("SELECT sum(plays) FROM play_history").fetchone()[0] == 6
+    # Refused records: the newest REJECTED_KEEP stay.
+    with store.transaction(conn):
+        conn.executemany("INSERT INTO plays_rejected(id, record, reason, at) VALUES (?,?,?,?)",
+                         [(f"r{i:05d}", "{}", "id must be a UUID",
+                           f"2026-11-20T00:00:00.{i:06d}") for i in range(1005)])
+    assert outbox.prune_history(conn, now.date(), keep_rejected=1000) == 5
+    kept = [r[0] for r in conn.execute("SELECT id FROM plays_rejected ORDER BY id")]
+    assert kept[0] == "r00005" and len(kept) == 1000
+    assert outbox.prune_history(conn, now.date()) == 0  # nothing more: no write
     conn.close()

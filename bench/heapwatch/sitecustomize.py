@@ -13,6 +13,7 @@ every ``EBOARD_HEAP_EVERY`` seconds (default 300):
 Python-level growth shows in the snapshots; growth in malloc that tracemalloc does not
 see is native (Qt, libVLC, SQLite); resident memory that grows while malloc's in-use
 figure stays level is fragmentation. Nothing here runs unless EBOARD_HEAP_DIR is set.
+``EBOARD_HEAP_TRIM=<seconds>`` (an experiment) also calls ``malloc_trim(0)`` that often.
 """
 
 from __future__ import annotations
@@ -90,7 +91,18 @@ def _watch(folder: Path, every: float) -> None:
         n += 1
 
 
+def _trim(every: float) -> None:
+    """Experiment: give malloc's free pages back every ``every`` seconds."""
+    trim = ctypes.CDLL("libc.so.6").malloc_trim
+    while True:
+        time.sleep(every)
+        trim(0)
+
+
 def _start() -> None:
+    if os.environ.get("EBOARD_HEAP_TRIM"):
+        threading.Thread(target=_trim, args=(float(os.environ["EBOARD_HEAP_TRIM"]),),
+                         name="heaptrim", daemon=True).start()
     where = os.environ.get("EBOARD_HEAP_DIR")
     if not where:
         return
