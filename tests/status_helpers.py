@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 import time
@@ -66,6 +67,17 @@ class RunningServer:
     stop: Callable[[], None]
 
 
+def _what_fds_are(fds: list[int]) -> str:
+    """What each descriptor number refers to now (evidence for who closed it)."""
+    out = []
+    for fd in fds:
+        try:
+            out.append(f"{fd} -> {os.readlink(f'/proc/self/fd/{fd}')}")
+        except OSError:
+            out.append(f"{fd} -> closed")
+    return ", ".join(out) or "none"
+
+
 def stop_waitress(srv: Any, app: Any, loop: threading.Thread | None = None) -> None:
     """Stop an in-process waitress server without leaving a thread that uses its closed
     file descriptors.
@@ -94,8 +106,12 @@ def stop_waitress(srv: Any, app: Any, loop: threading.Thread | None = None) -> N
         try:
             srv.trigger.pull_trigger(close_everything)
         except OSError as e:  # the pipe is closed already (seen once in CI; cause unknown)
+            trig = srv.trigger
             warnings.warn(f"the test server's wake-up pipe was closed before stop ({e}); "
-                          "closing its sockets from the test thread", stacklevel=2)
+                          f"trigger marked closed: {trig._closed} (it closes itself when its write "
+                          f"end goes); its write end now: "
+                          f"{_what_fds_are([trig.trigger])}; closing its sockets from the "
+                          "test thread", stacklevel=2)
             close_everything()
         closed.wait(10)
         loop.join(10)
