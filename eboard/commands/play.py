@@ -7,6 +7,7 @@ import sqlite3
 import sys
 from pathlib import Path
 
+from eboard import malloc_tuning
 from eboard.commands.common import add_config_option, config_or_exit
 
 
@@ -39,6 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    malloc_tuning.tune()  # before Qt and libVLC start their threads
     config = config_or_exit(args)
     try:
         from player.content import open_db

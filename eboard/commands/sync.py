@@ -9,6 +9,7 @@ import threading
 import time
 from typing import TextIO
 
+from eboard import malloc_tuning
 from eboard.commands.common import add_config_option, config_or_exit
 
 
@@ -91,6 +92,7 @@ class ProgressReporter:
 
 
 def run(args: argparse.Namespace) -> int:
+    malloc_tuning.tune()  # before any thread: a daemon that runs for months
     config = config_or_exit(args)
     # Imported here so that `eboard --help` stays quick.
     from content_sync import store
