@@ -224,9 +224,14 @@ def summarise(rows: list[dict[str, Any]], minutes: float, duration: float, versi
     def fig(col: str) -> dict[str, float]:
         vals = [r[col] for r in warm]
         n = max(1, len(vals) // 5)
+        half = [r for r in warm if r["t_s"] >= warm[-1]["t_s"] / 2]
+        slope = (statistics.linear_regression([r["t_s"] / 60 for r in half],
+                                              [r[col] for r in half]).slope
+                 if len(half) >= 2 and half[0]["t_s"] != half[-1]["t_s"] else 0.0)
         return {"first": vals[0], "last": vals[-1], "max": max(vals),
                 "first_fifth_median": statistics.median(vals[:n]),
-                "last_fifth_median": statistics.median(vals[-n:])}
+                "last_fifth_median": statistics.median(vals[-n:]),
+                "slope_per_min_second_half": round(slope, 3)}
 
     return {
         "minutes": minutes, "item_duration_s": duration, "samples": len(rows),
