@@ -133,9 +133,8 @@ def prune_history(conn: sqlite3.Connection, today: date, keep_days: int = HISTOR
             gone += conn.execute(
                 "DELETE FROM plays_rejected WHERE id IN (SELECT id FROM plays_rejected "
                 "ORDER BY at, id LIMIT ?)", (extra,)).rowcount
-    log.info("forgot %d play-history rows and refused records older than %s (history is "
-             "kept %d days, refused records the newest %d)", gone, cutoff, keep_days,
-             keep_rejected)
+    log.info("forgot %d old rows: play history of days before %s (it is kept %d days) and "
+             "refused records beyond the newest %d", gone, cutoff, keep_days, keep_rejected)
     return gone
 
 
