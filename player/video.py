@@ -131,6 +131,16 @@ class _Clip(QObject):
             self, "libVLC could not open or decode the clip"))
         em.event_attach(vlc.EventType.MediaPlayerEndReached, lambda _e: self.ended.emit(self))
 
+    def __del__(self) -> None:
+        """A clip dropped while libVLC still plays it must still be stopped: libVLC's
+        threads would go on calling callbacks that no longer exist (a crash). Only
+        ``shutdown`` and the slots above drop clips, each after ``release``; this is
+        the safety net (a window freed without being closed did it in the tests)."""
+        if getattr(self, "_cbs", ()):
+            log.warning("a clip (%s…) was dropped while playing; stopping it now",
+                        self.path.name[:12])
+            self.release()
+
     def play(self) -> bool:
         self.started = time.monotonic()
         return bool(self._mp.play() == 0)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import gc
+import json
 import threading
 import time
 import weakref
@@ -22,6 +23,7 @@ from typing import Any
 import pytest
 from pytestqt.qtbot import QtBot
 
+from content_sync.decoder_guard import CLIP_NOTE
 from player import video
 from player.window import PlayerWindow
 from tests.player_helpers import Board, make_clip, make_config, playlist, vlc_wrappers
@@ -143,3 +145,21 @@ def test_memory_stays_flat_over_150_clips(qtbot: QtBot, board: Board) -> None:
     print(f"resident memory at clips 50/100/150: "
           f"{marks[50]:.1f} / {marks[100]:.1f} / {marks[150]:.1f} MB (+{growth:.1f} MB)")
     assert growth < 25, marks
+
+
+def test_a_clip_dropped_while_playing_is_still_stopped(qtbot: QtBot, board: Board) -> None:
+    """A window freed without being closed (pytest-qt holds only a weak reference, so a
+    test's window can go before its teardown closes it) drops its clips while libVLC
+    plays them. Each must still be stopped and its player released: libVLC's threads
+    would otherwise go on calling callbacks that no longer exist (a crash, seen in the
+    next test once python-vlc no longer kept every clip alive by accident)."""
+    note = board.config.db_path.parent / CLIP_NOTE
+    windows = [PlayerWindow(board.config)]
+    windows[0].show_on_screen()
+    qtbot.waitUntil(lambda: windows[0].video_frame() is not None, timeout=10000)
+    assert json.loads(note.read_text())["open"], "the clip on screen is noted open"
+    windows[0].hide()
+    windows.clear()  # freed without close(): shutdown() never runs
+    gc.collect()
+    wait_for_releases()
+    qtbot.waitUntil(lambda: not json.loads(note.read_text())["open"], timeout=10000)
