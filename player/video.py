@@ -11,6 +11,7 @@ frames is reported as failed, and the window moves on.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import logging
 import threading
@@ -139,7 +140,8 @@ class _Clip(QObject):
         if getattr(self, "_cbs", ()):
             log.warning("a clip (%s…) was dropped while playing; stopping it now",
                         self.path.name[:12])
-            self.release()
+            with contextlib.suppress(RuntimeError):  # no new thread at interpreter exit
+                self.release()
 
     def play(self) -> bool:
         self.started = time.monotonic()
