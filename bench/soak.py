@@ -208,7 +208,6 @@ def run(minutes: float, out: Path, duration: float, publish_every: float, sample
             out.parent.mkdir(parents=True, exist_ok=True)
             for proc in (sync, player):  # kept beside the figures, to read what happened
                 out.with_name(f"{out.name}-{proc.name}.log").write_text(proc.text())
-    out.parent.mkdir(parents=True, exist_ok=True)
     with open(out.with_suffix(".csv"), "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=COLUMNS)
         w.writeheader()

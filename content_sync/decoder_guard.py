@@ -26,12 +26,12 @@ loses this protection, never the screen or the sync.
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
 import threading
 import time
-import weakref
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -92,8 +92,11 @@ class DecoderGuard:
         self._open: Counter[str] = Counter()
         self._deaths: dict[str, dict[str, Any]] = {}
         self._write_failed = False
-        self._fd: int | None = None  # the note, open for the life of the guard
-        self._closer: weakref.finalize[Any, Any] | None = None
+        # The note, open for the life of the guard. A file object, not a bare number: a
+        # guard finalized by the cycle collector and then used by a late thread (a clip
+        # released after its window was freed) must fail, not pwrite into whatever file
+        # has reused the number since (it overwrote a test's SQLite database header).
+        self._file: io.FileIO | None = None
         self._size = 0  # its length: a shorter note is padded to it
 
     def start(self) -> dict[str, int]:
@@ -196,22 +199,22 @@ class DecoderGuard:
                            "deaths": self._deaths}).encode()
         data += b" " * (self._size - len(data))
         try:
-            if self._fd is None:
-                self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-                self._closer = weakref.finalize(self, os.close, self._fd)
-                self._size = os.fstat(self._fd).st_size
+            if self._file is None or self._file.closed:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+                self._file = io.FileIO(fd, "r+", closefd=True)
+                self._size = os.fstat(fd).st_size
                 data += b" " * (self._size - len(data))
-            os.pwrite(self._fd, data, 0)
-        except OSError as e:
+            os.pwrite(self._file.fileno(), data, 0)
+        except (OSError, ValueError) as e:  # ValueError: the file was closed under us
             if not self._write_failed:
                 log.warning("cannot write the decoder note %s (%s): a %s that crashes its "
                             "decoder will not be held back until it can; check that %s is "
                             "writable by the user eboard runs as and has free space",
                             self.path, e, self.what, self.path.parent)
             self._write_failed = True
-            if self._closer is not None:
-                self._closer()
-            self._fd = self._closer = None
+            if self._file is not None:
+                self._file.close()
+            self._file = None
             return
         self._size = max(self._size, len(data))
         if self._write_failed:

@@ -135,8 +135,9 @@ class _Clip(QObject):
     def __del__(self) -> None:
         """A clip dropped while libVLC still plays it must still be stopped: libVLC's
         threads would go on calling callbacks that no longer exist (a crash). Only
-        ``shutdown`` and the slots above drop clips, each after ``release``; this is
-        the safety net (a window freed without being closed did it in the tests)."""
+        ``VideoPlayer`` drops clips, each after ``release``; this is the safety net (a
+        window freed without being closed did it in the tests, and a clip whose
+        ``__init__`` failed after its callbacks were set would do it too)."""
         if getattr(self, "_cbs", ()):
             log.warning("a clip (%s…) was dropped while playing; stopping it now",
                         self.path.name[:12])
@@ -175,7 +176,8 @@ class _Clip(QObject):
         The thread keeps the callbacks and the event manager until libVLC has let go
         of them; the clip drops its own references now, so that it is freed by its
         reference count as soon as the thread ends (no cycle left for the collector)."""
-        mp, cbs, em = self._mp, self._cbs, self._em
+        mp, cbs = self._mp, getattr(self, "_cbs", ())
+        em = getattr(self, "_em", None)  # None if __init__ failed before attaching events
         if not cbs:  # released already
             return
         self._cbs, self._em = (), None
@@ -183,11 +185,13 @@ class _Clip(QObject):
 
         def _stop() -> None:
             mp.stop()
-            for event in (vlc.EventType.MediaPlayerEncounteredError,
-                          vlc.EventType.MediaPlayerEndReached):
-                em.event_detach(event)
+            if em is not None:
+                for event in (vlc.EventType.MediaPlayerEncounteredError,
+                              vlc.EventType.MediaPlayerEndReached):
+                    em.event_detach(event)
             mp.release()
-            forget_callbacks(em)
+            if em is not None:
+                forget_callbacks(em)
             assert cbs  # the callbacks must outlive the player
             if released is not None:
                 released()
