@@ -258,3 +258,30 @@ def test_a_file_that_kills_the_sync_twice_is_refused_and_later_versions_still_ar
         pub.publish(3, {"anh-2": (sync_png(2), "image/png")})
         assert eboard("sync", "--once", "--config", str(cfg)).returncode == 0
         assert status_json(cfg)["manifest"]["active_version"] == 3
+
+
+def test_a_note_closed_under_the_guard_never_writes_through_a_reused_number(
+        tmp_path: Path) -> None:
+    """The cycle collector can finalize a freed window's guard (closing its note) while a
+    clip's release thread still holds it and reports the clip closed. The next file
+    opened takes the note's old descriptor number; the guard must not write into it
+    (it once overwrote a SQLite database's header)."""
+    from content_sync.decoder_guard import DecoderGuard
+
+    guard = DecoderGuard(tmp_path / "player-clips.json", "player", "clip")
+    guard.start()
+    sha = "a" * 64
+    guard.opened(sha)
+    assert guard._file is not None
+    number = guard._file.fileno()
+    guard._file.close()  # what finalization does
+    header = b"SQLite format 3\x00" + b"\x00" * 84
+    fd = os.open(tmp_path / "eboard.db", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        assert fd == number, "the lowest free number is reused"
+        os.write(fd, header)
+        guard.closed(sha)
+    finally:
+        os.close(fd)
+    assert (tmp_path / "eboard.db").read_bytes() == header
+    assert json.loads((tmp_path / "player-clips.json").read_text())["open"] == []
