@@ -9,7 +9,8 @@ every ``EBOARD_HEAP_EVERY`` seconds (default 300):
 - appends one line to ``<dir>/<role>-<pid>.csv``: resident memory, what glibc's malloc
   holds and has in use (``mallinfo2``), what tracemalloc traces, resident memory by kind
   of mapping (files, brk heap, anonymous, stack), Python's small-object arenas and the
-  blocks in use in them (``sys._debugmallocstats``), and the
+  blocks in use in them (``sys._debugmallocstats``), what SQLite's allocator holds
+  (``sqlite3_memory_used``: page caches, schemas, prepared statements), and the
   Python objects alive by type for the types that grew since the first sample.
 
 Python-level growth shows in the snapshots; growth in malloc that tracemalloc does not
@@ -47,6 +48,16 @@ def _mallinfo() -> tuple[int, int]:
     fn.restype = _MallInfo2
     mi = fn()
     return mi.arena + mi.hblkhd, mi.uordblks + mi.hblkhd
+
+
+def _sqlite_kb() -> int:
+    """What SQLite's allocator holds in this process (page caches, schemas, statements)."""
+    try:
+        fn = ctypes.CDLL("libsqlite3.so.0").sqlite3_memory_used
+    except (OSError, AttributeError):
+        return 0
+    fn.restype = ctypes.c_int64
+    return int(fn()) // 1024
 
 
 def _rss_kb() -> int:
@@ -138,7 +149,7 @@ def _watch(folder: Path, every: float) -> None:
         if not csv.exists():
             csv.write_text("t_s,rss_kb,malloc_held_kb,malloc_used_kb,traced_kb,objects,"
                            "rss_file_kb,rss_heap_kb,rss_anon_kb,rss_stack_kb,pyarenas_kb,"
-                           "pyblocks_kb,"
+                           "pyblocks_kb,sqlite_kb,"
                            "grown_types\n")
         kinds = _rss_by_kind()
         arenas_kb, blocks_kb = _pymalloc(folder, f"{role}-{pid}")
@@ -146,7 +157,7 @@ def _watch(folder: Path, every: float) -> None:
             f.write(f"{time.monotonic() - t0:.0f},{_rss_kb()},{held // 1024},{used // 1024},"
                     f"{traced // 1024},{sum(types.values())},"
                     f"{kinds['file']},{kinds['heap']},{kinds['anon']},{kinds['stack']},"
-                    f"{arenas_kb},{blocks_kb},"
+                    f"{arenas_kb},{blocks_kb},{_sqlite_kb()},"
                     f"\"{' '.join(f'{k}+{d}' for d, k in grown if d > 0)}\"\n")
         if tracemalloc.is_tracing():
             tracemalloc.take_snapshot().dump(str(folder / f"{role}-{pid}-{n:03d}.tm"))
