@@ -16,7 +16,10 @@ every ``EBOARD_HEAP_EVERY`` seconds (default 300):
 Python-level growth shows in the snapshots; growth in malloc that tracemalloc does not
 see is native (Qt, libVLC, SQLite); resident memory that grows while malloc's in-use
 figure stays level is fragmentation. Nothing here runs unless EBOARD_HEAP_DIR is set.
-``EBOARD_HEAP_TRIM=<seconds>`` (an experiment) also calls ``malloc_trim(0)`` that often.
+``EBOARD_HEAP_TRIM=<seconds>`` (an experiment) also calls ``malloc_trim(0)`` that often;
+``EBOARD_HEAP_COLLECT=1`` runs a full garbage collection before each sample, so that the
+object counts and snapshots show what is alive, not cyclic garbage waiting for the
+collector (it changes the process: use it to attribute, not to measure).
 """
 
 from __future__ import annotations
@@ -132,7 +135,7 @@ def _types() -> Counter[str]:
     return Counter(type(o).__qualname__ for o in gc.get_objects())
 
 
-def _watch(folder: Path, every: float) -> None:
+def _watch(folder: Path, every: float, collect: bool) -> None:
     role, pid = _role(), os.getpid()
     csv = folder / f"{role}-{pid}.csv"
     first: Counter[str] | None = None
@@ -140,6 +143,8 @@ def _watch(folder: Path, every: float) -> None:
     t0 = time.monotonic()
     while True:
         time.sleep(every if n else min(every, 60.0))
+        if collect:
+            gc.collect()
         held, used = _mallinfo()
         traced, _peak = tracemalloc.get_traced_memory() if tracemalloc.is_tracing() else (0, 0)
         types = _types()
@@ -182,7 +187,8 @@ def _start() -> None:
     folder = Path(where)
     folder.mkdir(parents=True, exist_ok=True)
     every = float(os.environ.get("EBOARD_HEAP_EVERY", "300"))
-    threading.Thread(target=_watch, args=(folder, every), name="heapwatch",
+    collect = bool(os.environ.get("EBOARD_HEAP_COLLECT"))
+    threading.Thread(target=_watch, args=(folder, every, collect), name="heapwatch",
                      daemon=True).start()
 
 
