@@ -25,6 +25,7 @@ import csv
 import io
 import json
 import random
+import signal
 import sqlite3
 import statistics
 import subprocess
@@ -165,44 +166,46 @@ def run(minutes: float, out: Path, duration: float, publish_every: float, sample
             logs = t / "logs"
             watch = {**heap_env(heap_dir, heap_every, heap_frames), **(extra_env or {})}
             sync, player = start_sync(cfg, logs, **watch), start_player(cfg, logs, **watch)
-            t0 = time.monotonic()
-            end = t0 + minutes * 60
-            next_publish = t0 + publish_every if publish_every > 0 else float("inf")
-            next_flip = t0 + rnd.uniform(30, 90) if flap else float("inf")
-            down_since = 0.0
-            died = ""
-            while time.monotonic() < end:
-                now = time.monotonic()
-                if now >= next_flip:
-                    if link.is_up:
-                        link.down()
-                        down_since = now - t0
-                        next_flip = now + rnd.uniform(5, 60)
-                    else:
-                        link.up()
-                        outages.append((down_since, now - t0))
-                        next_flip = now + rnd.uniform(30, 120)
-                if now >= next_publish:
-                    version += 1
-                    publish(pub, version, duration, video)
-                    next_publish = now + publish_every
-                s, p = proc_stats(sync.pid), proc_stats(player.pid)
-                if s is None or p is None or not sync.alive() or not player.alive():
-                    died = "sync" if not sync.alive() else "player"
-                    break
-                outbox, plays, active = db_counts(db)
-                server = srv.db.play_totals(BOARD)["records"]
-                rows.append({"t_s": round(now - t0, 1), "source_up": int(link.is_up),
-                             "sync_rss_kb": s.rss_kb, "sync_fds": s.fds,
-                             "sync_threads": s.threads, "player_rss_kb": p.rss_kb,
-                             "player_fds": p.fds, "player_threads": p.threads,
-                             "db_bytes": db_bytes(db), "outbox": outbox, "plays_total": plays,
-                             "active_version": active, "server_records": server})
-                time.sleep(sample)
-            if not link.is_up:
-                outages.append((down_since, time.monotonic() - t0))
-                link.up()
-            rc_player, rc_sync = player.stop(), sync.stop()
+            try:  # the box's processes go with the soak, even when it is stopped
+                t0 = time.monotonic()
+                end = t0 + minutes * 60
+                next_publish = t0 + publish_every if publish_every > 0 else float("inf")
+                next_flip = t0 + rnd.uniform(30, 90) if flap else float("inf")
+                down_since = 0.0
+                died = ""
+                while time.monotonic() < end:
+                    now = time.monotonic()
+                    if now >= next_flip:
+                        if link.is_up:
+                            link.down()
+                            down_since = now - t0
+                            next_flip = now + rnd.uniform(5, 60)
+                        else:
+                            link.up()
+                            outages.append((down_since, now - t0))
+                            next_flip = now + rnd.uniform(30, 120)
+                    if now >= next_publish:
+                        version += 1
+                        publish(pub, version, duration, video)
+                        next_publish = now + publish_every
+                    s, p = proc_stats(sync.pid), proc_stats(player.pid)
+                    if s is None or p is None or not sync.alive() or not player.alive():
+                        died = "sync" if not sync.alive() else "player"
+                        break
+                    outbox, plays, active = db_counts(db)
+                    server = srv.db.play_totals(BOARD)["records"]
+                    rows.append({"t_s": round(now - t0, 1), "source_up": int(link.is_up),
+                                 "sync_rss_kb": s.rss_kb, "sync_fds": s.fds,
+                                 "sync_threads": s.threads, "player_rss_kb": p.rss_kb,
+                                 "player_fds": p.fds, "player_threads": p.threads,
+                                 "db_bytes": db_bytes(db), "outbox": outbox, "plays_total": plays,
+                                 "active_version": active, "server_records": server})
+                    time.sleep(sample)
+                if not link.is_up:
+                    outages.append((down_since, time.monotonic() - t0))
+                    link.up()
+            finally:
+                rc_player, rc_sync = player.stop(), sync.stop()
             tracebacks = sync.text().count("Traceback") + player.text().count("Traceback")
             skipped = player.text().count("skipped ")
             out.parent.mkdir(parents=True, exist_ok=True)
@@ -302,6 +305,9 @@ def main() -> int:
     ap.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
                     help="extra environment for both processes (e.g. GLIBC_TUNABLES=...)")
     a = ap.parse_args()
+    # SIGTERM (kill, a CI timeout) unwinds like Ctrl-C: the box's processes are stopped
+    # and the temporary folder removed, instead of a sync daemon and a player left behind.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     extra = dict(e.split("=", 1) for e in a.env)
     summary = run(a.minutes, a.out, a.duration, a.publish_every, a.sample, a.seed,
                   not a.no_video, not a.no_flap, a.heap_dir, a.heap_every, a.heap_frames,

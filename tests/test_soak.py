@@ -67,3 +67,47 @@ def test_player_memory_is_flat_with_a_clip_in_the_playlist(tmp_path: Path) -> No
         pytest.xfail(f"DEFECT: the player's memory grows {slope:.1f} MB a minute with a "
                      "video clip in the playlist (about 1 MB per clip played; flat without "
                      "video; docs/RELIABILITY.md, Soak)")
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return []
+    return [int(c) for c in text.split()]
+
+
+def test_a_soak_stopped_with_sigterm_stops_the_box_and_cleans_up(tmp_path: Path) -> None:
+    """A soak killed by a technician or a CI timeout must not leave a sync daemon and a
+    player running on (they would spoil the next run's figures) nor its temp folder."""
+    import contextlib
+    import os
+    import signal
+    import time
+
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    p = subprocess.Popen([sys.executable, str(ROOT / "bench" / "soak.py"), "--minutes", "10",
+                          "--no-video", "--no-flap", "--out", str(tmp_path / "s")],
+                         cwd=ROOT, env={**os.environ, "TMPDIR": str(tmp)},
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    box: list[int] = []
+    try:
+        while time.monotonic() < deadline and len(box) < 2:
+            box = _children(p.pid)  # the sync daemon and the player
+            time.sleep(0.2)
+        assert len(box) == 2, "the soak did not start both processes within 60 s"
+        time.sleep(1)
+        p.send_signal(signal.SIGTERM)
+        assert p.wait(60) == 143
+        for pid in box:
+            assert not Path(f"/proc/{pid}").exists() or \
+                Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z", f"{pid} left running"
+        assert not any(tmp.glob("eboard-soak-*")), "the soak's temporary folder was left"
+    finally:  # a failed run must not leave the box running either
+        for pid in box:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        p.kill()
+        p.wait()
