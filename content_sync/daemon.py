@@ -15,6 +15,7 @@
   once (their results go in a heartbeat sent soon after); without an events channel,
   polling alone carries on. After a failure it reconnects with a backoff capped at
   about a minute (``events_delay``), and at once when a poll reaches the source.
+- ``collect``: a full garbage collection every ``COLLECT_EVERY_S`` s (see below).
 - ``alive`` (under systemd's ``WatchdogSec=``): beats the watchdog, so pings stop when
   the scheduler stops running jobs or a job shows no progress for ``JOB_STALL_S``
   (each download chunk counts), and systemd restarts the daemon.
@@ -23,11 +24,19 @@ APScheduler plans on the wall clock: after a step back by a day it would hold ev
 job for a day; after a step forward every job is late and runs at once. A thread
 (``eboard-clock``) watches the wall clock against the monotonic one and moves each
 job's next run by the step (``replan_jobs``), so the time left until it stays.
+
+Why a collection a minute: each request that fails while the link is down leaves an
+exception whose traceback holds its frames, a reference cycle. CPython frees cycles in
+its oldest generation only when that generation has grown by a quarter (here some 15,000
+objects, minutes of flapping), and Python's memory arenas then stay at the high-water
+mark of that garbage: in the 70-minute soak the daemon's resident memory crept by 3 MB
+and was still rising. A full collection costs ~11 ms here (45,000 objects) once a minute.
 """
 
 from __future__ import annotations
 
 import contextlib
+import gc
 import importlib
 import logging
 import os
@@ -65,6 +74,7 @@ STARTUP_SPREAD_S = 15.0
 SCREENSHOT_CHECK_S = 5
 JOB_STALL_S = 600.0  # a job without progress this long is hung: systemd restarts us
 STOP_WAIT_S = 10.0  # SIGTERM: how long jobs may take to end (systemd allows 90 s)
+COLLECT_EVERY_S = 60.0  # a full garbage collection: see the module's docstring
 CLOCK_CHECK_S = 1.0  # how often eboard-clock compares the wall and monotonic clocks
 
 
@@ -94,7 +104,7 @@ class Daemon:
         self.stopping = threading.Event()
         self.engine = Engine(config, self.conn, self.source, self.stopping)
         self.scheduler = BackgroundScheduler(
-            executors={"default": ThreadPoolExecutor(6)},  # one per job: none waits
+            executors={"default": ThreadPoolExecutor(8)},  # one per job: none waits
             # A late job runs (once: coalesce) however late it is: with a grace time, a
             # wall clock stepped forward past it (NTP after a boot on a flat RTC battery)
             # made APScheduler drop the poll's one-shot job, and polling stopped for good.
@@ -113,6 +123,7 @@ class Daemon:
         self._link_back = threading.Event()  # set by a poll that reached the source
         self.watchdog = sdnotify.WatchdogThread()
         self.job_stall_s = JOB_STALL_S
+        self.collect_every_s = COLLECT_EVERY_S
         self._running: dict[str, float] = {}  # job → last sign of progress (monotonic)
         self._stall_logged = False
 
@@ -129,6 +140,10 @@ class Daemon:
             finally:
                 self._running.pop(job, None)
         return run
+
+    @staticmethod
+    def _collect() -> None:
+        gc.collect()
 
     def stalled(self) -> list[str]:
         """Jobs that have shown no progress for ``job_stall_s`` (a download chunk counts)."""
@@ -355,6 +370,7 @@ class Daemon:
             self._every("heartbeat", self._heartbeat, hb, jitter=max(1, hb // 10))
             self._every("screenshot", self._screenshot, SCREENSHOT_CHECK_S)
         self._every("plays", self._plays, max(30, hb), jitter=max(1, hb // 10))
+        self._every("collect", self._collect, self.collect_every_s)
         cap_cfg: Any = getattr(self.config, "cap", None)
         if getattr(cap_cfg, "feed_url", "") and _has_cap():
             self._every("cap", self._cap, int(cap_cfg.poll_interval))
