@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import collections
+import logging
 import os
 import socket
 import threading
@@ -78,6 +80,23 @@ def _what_fds_are(fds: list[int]) -> str:
     return ", ".join(out) or "none"
 
 
+class _WaitressSaid(logging.Handler):
+    """The latest warnings and errors of waitress (e.g. "uncaptured python exception,
+    closing channel <...TcpWSGIServer listening ...>", which closes the wake-up pipe too),
+    for the warning below: evidence of who closed the pipe."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.lines: collections.deque[str] = collections.deque(maxlen=10)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(f"{record.created:.3f} {record.getMessage()[:300]}")
+
+
+_WAITRESS_SAID = _WaitressSaid()
+logging.getLogger("waitress").addHandler(_WAITRESS_SAID)
+
+
 def stop_waitress(srv: Any, app: Any, loop: threading.Thread | None = None) -> None:
     """Stop an in-process waitress server without leaving a thread that uses its closed
     file descriptors.
@@ -98,7 +117,7 @@ def stop_waitress(srv: Any, app: Any, loop: threading.Thread | None = None) -> N
     def close_everything() -> None:  # runs in the I/O loop's thread
         for dispatcher in list(srv._map.values()):
             if dispatcher is not srv.trigger:
-                dispatcher.close()
+                dispatcher.close()  # the listening one closes the trigger too
         srv.trigger.close()
         closed.set()
 
@@ -110,8 +129,9 @@ def stop_waitress(srv: Any, app: Any, loop: threading.Thread | None = None) -> N
             warnings.warn(f"the test server's wake-up pipe was closed before stop ({e}); "
                           f"trigger marked closed: {trig._closed} (it closes itself when its write "
                           f"end goes); its write end now: "
-                          f"{_what_fds_are([trig.trigger])}; closing its sockets from the "
-                          "test thread", stacklevel=2)
+                          f"{_what_fds_are([trig.trigger])}; waitress said lately: "
+                          f"{list(_WAITRESS_SAID.lines) or 'nothing'}; closing its sockets "
+                          "from the test thread", stacklevel=2)
             close_everything()
         closed.wait(10)
         loop.join(10)
@@ -143,6 +163,7 @@ def reference_server(data: Path, port: int = 0,
         nonlocal stopped
         if not stopped:
             stopped = True
+            getattr(wsgi, "release", lambda: None)()  # a held-back answer goes now
             stop_waitress(srv, app, thread)
 
     try:
@@ -154,13 +175,17 @@ def reference_server(data: Path, port: int = 0,
 
 def slow_after(path_suffix: str, seconds: float) -> Callable[[Any], Any]:
     """WSGI middleware: the response to ``path_suffix`` is held back ``seconds`` after the
-    app has done its work (stored), as a slow link or a busy server would."""
+    app has done its work (stored), as a slow link or a busy server would. Stopping the
+    server (``reference_server``) ends the wait, so no worker outlives its server."""
     def wrap(app: Any) -> Any:
+        released = threading.Event()
+
         def slowed(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
             body = list(app(environ, start_response))
             if environ.get("PATH_INFO", "").endswith(path_suffix):
-                time.sleep(seconds)
+                released.wait(seconds)
             return body
+        slowed.release = released.set  # type: ignore[attr-defined]
         return slowed
     return wrap
 
