@@ -25,7 +25,7 @@ WORKER = r"""
 import gc, json, sys, time
 case = sys.argv[1]
 if case != "bare":
-    import eboard.commands.sync, content_sync.daemon, content_sync.engine  # noqa: F401
+    import eboard.commands.sync, content_sync.daemon, content_sync.board.engine  # noqa: F401
     import requests
 keep = []
 if case == "garbage":

@@ -49,7 +49,7 @@ sys.path.insert(0, str(ROOT))
 
 from PIL import Image, ImageGrab  # noqa: E402
 
-from content_sync import store  # noqa: E402
+from content_sync.db import store  # noqa: E402
 from tests.player_helpers import Xvfb  # noqa: E402
 
 BOARD = "bench.emergency-01"

@@ -34,7 +34,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from content_sync import store  # noqa: E402
+from content_sync.db import store  # noqa: E402
 from tests.player_helpers import Board, Xvfb, make_clip, make_config, playlist, png  # noqa: E402
 
 SIZE = (1280, 720)

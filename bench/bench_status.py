@@ -26,10 +26,11 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from content_sync import outbox, store  # noqa: E402
-from content_sync.http import make_session  # noqa: E402
+from content_sync.db import store  # noqa: E402
+from content_sync.net.http import make_session  # noqa: E402
+from content_sync.report import outbox  # noqa: E402
+from content_sync.report.status_report import build_status  # noqa: E402
 from content_sync.server.db import ServerDB  # noqa: E402
-from content_sync.status_report import build_status  # noqa: E402
 from tests.status_helpers import (  # noqa: E402
     BOARD,
     make_config,

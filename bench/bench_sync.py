@@ -46,10 +46,12 @@ sys.path.insert(0, str(ROOT))
 
 from PIL import Image  # noqa: E402
 
-from content_sync import cache, dsse, manifest, store  # noqa: E402
-from content_sync.download import RateLimiter  # noqa: E402
-from content_sync.engine import Engine  # noqa: E402
-from content_sync.source import HttpSource  # noqa: E402
+from content_sync.board import cache  # noqa: E402
+from content_sync.board.download import RateLimiter  # noqa: E402
+from content_sync.board.engine import Engine  # noqa: E402
+from content_sync.board.source import HttpSource  # noqa: E402
+from content_sync.db import store  # noqa: E402
+from content_sync.protocol import dsse, manifest  # noqa: E402
 from tests.sync_helpers import (  # noqa: E402
     BOARD,
     Publisher,

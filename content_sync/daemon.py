@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import importlib
 import logging
 import os
 import random
@@ -55,11 +54,14 @@ from apscheduler.schedulers import SchedulerNotRunningError
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from content_sync import outbox, screenshot_upload, sdnotify, status_report, store
-from content_sync.engine import Engine, SyncResult, SyncState
-from content_sync.remote_commands import Executor
-from content_sync.source import Source, SourceError, SourceUnreachable, open_source
-from content_sync.wall_clock import JUMP_S, ClockWatch
+from content_sync.board.engine import Engine, SyncResult, SyncState
+from content_sync.board.source import Source, SourceError, SourceUnreachable, open_source
+from content_sync.cap import poll_once as poll_cap
+from content_sync.db import store
+from content_sync.report import outbox, screenshot_upload, status_report
+from content_sync.report.remote_commands import Executor
+from content_sync.runtime import sdnotify
+from content_sync.runtime.wall_clock import JUMP_S, ClockWatch
 from kiosk_config import Config
 
 log = logging.getLogger(__name__)
@@ -251,10 +253,9 @@ class Daemon:
             conn.close()
 
     def _cap(self) -> None:
-        cap = importlib.import_module("content_sync.cap")
         conn = store.connect(self.config.db_path)
         try:
-            cap.poll_once(self.config, conn)
+            poll_cap(self.config, conn)
         finally:
             conn.close()
 
@@ -373,7 +374,7 @@ class Daemon:
         self._every("plays", self._plays, max(30, hb), jitter=max(1, hb // 10))
         self._every("collect", self._collect, self.collect_every_s)
         cap_cfg: Any = getattr(self.config, "cap", None)
-        if getattr(cap_cfg, "feed_url", "") and _has_cap():
+        if getattr(cap_cfg, "feed_url", ""):
             self._every("cap", self._cap, int(cap_cfg.poll_interval))
         if self.watchdog.interval is not None:  # systemd's WatchdogSec= is set
             self.scheduler.add_job(self._alive, "interval", id="alive", next_run_time=now,
@@ -452,9 +453,3 @@ class _Progress:
     def end(self) -> None:
         self.touch()
 
-
-def _has_cap() -> bool:
-    try:
-        return hasattr(importlib.import_module("content_sync.cap"), "poll_once")
-    except ImportError:
-        return False

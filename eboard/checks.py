@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from content_sync.durations import human
+from content_sync.runtime.durations import human
 from kiosk_config import Config, SecretFileError, read_token
 
 OK, WARN, FAIL = "OK", "WARN", "FAIL"
@@ -150,7 +150,7 @@ def _fetch_manifest(config: Config) -> tuple[bytes | None, str | None, Result | 
                                       f"boards/{config.board.id}/?")
     import requests
 
-    from content_sync.http import SourceConfigError, make_session
+    from content_sync.net.http import SourceConfigError, make_session
 
     # The static part needs no token (the token line above checks it on its own).
     no_token = config.source.model_copy(update={"token_file": ""})
@@ -181,8 +181,8 @@ def _fetch_manifest(config: Config) -> tuple[bytes | None, str | None, Result | 
 
 
 def check_source(config: Config) -> list[Result]:
-    from content_sync import dsse
-    from content_sync.keys import KeyFileError, load_trusted
+    from content_sync.protocol import dsse
+    from content_sync.protocol.keys import KeyFileError, load_trusted
 
     out: list[Result] = []
     body, date, failure = _fetch_manifest(config)
@@ -308,7 +308,7 @@ def _first(data: dict[str, Any], *keys: str) -> Any:
 
 
 def check_activity(config: Config) -> list[Result]:
-    from content_sync import store
+    from content_sync.db import store
 
     db = config.db_path
     if not db.exists():
@@ -362,7 +362,7 @@ def check_activity(config: Config) -> list[Result]:
     else:
         out.append(Result(WARN, "player", f"player status is {human(p_age)} old: see "
                           "'systemctl status eboard-player'"))
-    for held in player.get("clips_held") or []:  # content_sync/decoder_guard.py
+    for held in player.get("clips_held") or []:  # content_sync/runtime/decoder_guard.py
         if isinstance(held, dict):
             out.append(Result(WARN, "clip", f"clip {str(held.get('media'))[:12]}… is held "
                               f"back: the player died {held.get('deaths')} times with it open "

@@ -18,7 +18,7 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
-from content_sync.keys import PRIVATE_NAME, PUBLIC_NAME, generate
+from content_sync.protocol.keys import PRIVATE_NAME, PUBLIC_NAME, generate
 from content_sync.server.tokens import new_token
 
 log = logging.getLogger("eboard.demo")

@@ -26,8 +26,8 @@ import json
 import atheris
 from _harness import ROOT, main, one_line
 
-with atheris.instrument_imports(include=["content_sync.dsse", "content_sync.manifest"]):
-    from content_sync import dsse, manifest
+with atheris.instrument_imports(include=["content_sync.protocol"]):
+    from content_sync.protocol import dsse, manifest
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey  # noqa: E402
 
@@ -91,7 +91,7 @@ def every_field() -> bytes:
 
 
 def seeds() -> dict[str, bytes]:
-    from content_sync.publish import prepare
+    from content_sync.publish.build import prepare
 
     pub = prepare(ROOT / "assets" / "demo" / "playlist.toml", "demo.board-01", KEY)
     full = every_field()

@@ -14,7 +14,7 @@ from PySide6.QtCore import QTimer
 from PySide6.QtGui import QGuiApplication, QPixmap
 from PySide6.QtWidgets import QApplication
 
-from content_sync import store
+from content_sync.db import store
 from kiosk_config import Config
 from player import capture, watchdog
 from player.window import PlayerWindow

@@ -4,7 +4,7 @@
 the player's rectangle, so a clip drawn by libVLC into its own X window is in the
 picture, not a black hole; where the platform cannot grab the screen (offscreen
 tests) it grabs the widget instead. The sync side asks for screenshots and screen
-changes through the ``player_requests`` table (content_sync.player_requests);
+changes through the ``player_requests`` table (content_sync.db.player_requests);
 :func:`poll_player_requests` answers them and is cheap enough to call from a
 QTimer every second (:func:`install_request_poller`). Call it on the GUI thread.
 
@@ -25,8 +25,8 @@ from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QObject, Qt, QTimer
 from PySide6.QtGui import QGuiApplication, QPixmap
 from PySide6.QtWidgets import QApplication, QWidget
 
-from content_sync import player_requests, status_schema
-from content_sync.player_requests import screenshot_path
+from content_sync.db import player_requests, status_schema
+from content_sync.db.player_requests import screenshot_path
 
 log = logging.getLogger(__name__)
 RESTART_EXIT_STATUS = 75

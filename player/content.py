@@ -15,8 +15,8 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from content_sync import manifest as mf
-from content_sync import store
+from content_sync.db import store
+from content_sync.protocol import manifest as mf
 
 log = logging.getLogger(__name__)
 

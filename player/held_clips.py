@@ -1,4 +1,4 @@
-"""The player's side of content_sync/decoder_guard.py: the clips it must pass over
+"""The player's side of content_sync/runtime/decoder_guard.py: the clips it must pass over
 because it died with them open, and one skip record for each item they keep off the
 screen, so that proof of play says why the item was not shown."""
 
@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from content_sync.decoder_guard import CLIP_NOTE, DecoderGuard
+from content_sync.runtime.decoder_guard import CLIP_NOTE, DecoderGuard
 from kiosk_config import Config
 from player.content import Content
 from player.records import PlayRecord, Writer

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from content_sync import damaged, store
+from content_sync.db import damaged, store
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ class Writer:
         self._q.put(("status", data))
 
     def damaged(self, sha256: str, reason: str) -> None:
-        """Tell the sync side a media could not be shown (content_sync/damaged.py)."""
+        """Tell the sync side a media could not be shown (content_sync/db/damaged.py)."""
         self._q.put(("damaged", {"sha256": sha256, "reason": reason}))
 
     @property

@@ -13,7 +13,7 @@ from typing import Any
 
 from PySide6.QtGui import QImage
 
-from content_sync import store
+from content_sync.db import store
 from kiosk_config import Config
 from player import look, slides
 from player.images import ImageCache, ImageError, Prefetcher

@@ -23,7 +23,7 @@ from typing import Any
 from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtGui import QImage
 
-from content_sync.decoder_guard import DecoderGuard
+from content_sync.runtime.decoder_guard import DecoderGuard
 from kiosk_config import Config
 from player.schedule import Choice
 from player.vlc_events import event_manager, forget_callbacks
@@ -241,7 +241,7 @@ class VideoPlayer(QObject):
                  guard: DecoderGuard | None = None) -> None:
         super().__init__(parent)
         self.config = config
-        self._guard = guard  # told which clips are open (content_sync/decoder_guard.py)
+        self._guard = guard  # told which clips are open (content_sync/runtime/decoder_guard.py)
         self._current: tuple[Choice, _Clip] | None = None
         self._incoming: tuple[Choice, _Clip] | None = None
         # A clip opened ahead of its switch and paused on its first frame.

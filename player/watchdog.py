@@ -19,7 +19,7 @@ import logging
 
 from PySide6.QtCore import QObject, QTimer
 
-from content_sync import sdnotify
+from content_sync.runtime import sdnotify
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QCloseEvent, QImage
 from PySide6.QtWidgets import QWidget
 
-from content_sync import store
+from content_sync.db import store
 from kiosk_config import Config
 from player import content, fonts, look, power, slides
 from player.alarm import Alarm

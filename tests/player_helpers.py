@@ -18,7 +18,7 @@ from typing import Any
 
 from PIL import Image
 
-from content_sync import store
+from content_sync.db import store
 from kiosk_config import Config
 
 TZ_OFFSET = "+07:00"

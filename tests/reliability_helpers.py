@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from content_sync import store
+from content_sync.db import store
 
 ROOT = Path(__file__).resolve().parents[1]
 BOARD = "test.status-01"          # the board tests.status_helpers' server knows

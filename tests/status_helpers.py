@@ -19,7 +19,7 @@ from typing import Any
 
 from waitress.server import create_server
 
-from content_sync import store
+from content_sync.db import store
 from content_sync.server import create_app
 from content_sync.server.db import ServerDB
 from content_sync.server.tokens import Tokens

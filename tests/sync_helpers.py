@@ -23,7 +23,7 @@ from PIL import Image
 from werkzeug.serving import WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
-from content_sync import dsse, keys
+from content_sync.protocol import dsse, keys
 from kiosk_config import Config, load_config
 
 BOARD = "test.board-01"

@@ -17,7 +17,7 @@ FORBIDDEN = {
     "kiosk_config": ("content_sync", "player", "eboard", "PySide6", "requests", "vlc"),
     "content_sync": ("player", "eboard", "PySide6", "vlc"),
     "player": ("requests", "urllib3", "urllib.request", "http.client", "eboard",
-               "content_sync.http", "content_sync.source", "content_sync.fetch",
+               "content_sync.net.http", "content_sync.board.source", "content_sync.board.fetch",
                "content_sync.server", "flask", "waitress"),
 }
 

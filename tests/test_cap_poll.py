@@ -37,10 +37,10 @@ from test_cap_docs import (
     rss,
 )
 
-from content_sync import store
 from content_sync.cap import poll_once
 from content_sync.cap.alerts import states
-from content_sync.manifest import Playlist
+from content_sync.db import store
+from content_sync.protocol.manifest import Playlist
 from kiosk_config import Config
 
 __all__ = ["feed_server"]  # the fixture, imported for its side effect

@@ -23,9 +23,9 @@ from typing import Any
 import pytest
 from test_cap_docs import FeedServer, feed_server
 
-from content_sync import store
 from content_sync.cap import parse_document, poll_once
 from content_sync.cap.alerts import states
+from content_sync.db import store
 from kiosk_config import Config
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "cap"

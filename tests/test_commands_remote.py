@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 import requests
 
-from content_sync import player_requests, status_schema, store
-from content_sync.http import make_session
-from content_sync.remote_commands import Executor, Refused, apply_log_level, parse
-from content_sync.status_report import run_heartbeat_once
+from content_sync.db import player_requests, status_schema, store
+from content_sync.net.http import make_session
+from content_sync.report.remote_commands import Executor, Refused, apply_log_level, parse
+from content_sync.report.status_report import run_heartbeat_once
 from tests.status_helpers import BOARD, OPERATOR_TOKEN, make_config, reference_server, wait_until
 
 OP = {"Authorization": f"Bearer {OPERATOR_TOKEN}"}
@@ -147,7 +147,7 @@ def test_allowed_commands_report_results_in_the_next_heartbeat(tmp_path: Path, q
 
 
 def test_command_is_an_event_on_the_long_poll(tmp_path: Path) -> None:
-    from content_sync.source import HttpSource
+    from content_sync.board.source import HttpSource
 
     with reference_server(tmp_path / "source") as srv:
         config, _ = make_config(tmp_path / "box", srv.url)

@@ -26,10 +26,11 @@ import pytest
 import requests
 from PIL import Image
 
-from content_sync import decoder_guard, store
-from content_sync.decoder_guard import DEATHS_TO_HOLD, HOLD_S, DecoderGuard
-from content_sync.http import make_session
-from content_sync.status_report import run_heartbeat_once
+from content_sync.db import store
+from content_sync.net.http import make_session
+from content_sync.report.status_report import run_heartbeat_once
+from content_sync.runtime import decoder_guard
+from content_sync.runtime.decoder_guard import DEATHS_TO_HOLD, HOLD_S, DecoderGuard
 from kiosk_config import load_config
 from player import video
 from tests.player_helpers import Board, make_clip, playlist, png
@@ -55,7 +56,7 @@ def die_with_open(note: Path, *shas: str, how: str = "segv") -> int:
     code = f"""
 import os, signal, sys
 from pathlib import Path
-from content_sync.decoder_guard import DecoderGuard
+from content_sync.runtime.decoder_guard import DecoderGuard
 g = DecoderGuard(Path({str(note)!r}))
 g.start()
 for sha in {list(shas)!r}:
@@ -266,7 +267,7 @@ def test_a_note_closed_under_the_guard_never_writes_through_a_reused_number(
     clip's release thread still holds it and reports the clip closed. The next file
     opened takes the note's old descriptor number; the guard must not write into it
     (it once overwrote a SQLite database's header)."""
-    from content_sync.decoder_guard import DecoderGuard
+    from content_sync.runtime.decoder_guard import DecoderGuard
 
     guard = DecoderGuard(tmp_path / "player-clips.json", "player", "clip")
     guard.start()

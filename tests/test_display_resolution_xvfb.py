@@ -32,7 +32,7 @@ from typing import Any, cast
 import pytest
 from PIL import Image, ImageGrab
 
-from content_sync import store
+from content_sync.db import store
 from kiosk_config import load_config
 from tests.player_helpers import Board, Xvfb, playlist
 from tests.reliability_helpers import Proc, box_config, start_player

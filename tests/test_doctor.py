@@ -1,8 +1,8 @@
 """`eboard doctor` against a good box and broken ones.
 
 The box is real: a signed manifest served by an HTTP server on 127.0.0.1, a
-token file, trusted keys made with content_sync.keys, a real SQLite database
-written with content_sync.store, an Xvfb display, libVLC decoding an
+token file, trusted keys made with content_sync.protocol.keys, a real SQLite database
+written with content_sync.db.store, an Xvfb display, libVLC decoding an
 ffmpeg-made clip. The doctor runs through the real CLI.
 """
 
@@ -28,7 +28,8 @@ from pathlib import Path
 
 import pytest
 
-from content_sync import dsse, keys, store
+from content_sync.db import store
+from content_sync.protocol import dsse, keys
 from eboard.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -8,11 +8,12 @@ from typing import Any
 
 import pytest
 
-from content_sync import download, store
-from content_sync.download import MediaError, RateLimiter
-from content_sync.engine import Engine, SyncState
-from content_sync.http import EboardSession, RedirectRefused, make_session
-from content_sync.source import HttpSource, SourceError
+from content_sync.board import download
+from content_sync.board.download import MediaError, RateLimiter
+from content_sync.board.engine import Engine, SyncState
+from content_sync.board.source import HttpSource, SourceError
+from content_sync.db import store
+from content_sync.net.http import EboardSession, RedirectRefused, make_session
 from tests.sync_helpers import (
     BOARD,
     Plan,

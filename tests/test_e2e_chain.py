@@ -20,7 +20,7 @@ import requests
 from PIL import Image
 from PySide6.QtGui import QImage
 
-from content_sync import store
+from content_sync.db import store
 from kiosk_config import load_config
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,7 +1,7 @@
 """Gap (issue 6): an emergency waits for every other new media file of its manifest.
 
 The sync engine activates a manifest only when all of its media are in the cache
-(content_sync/engine.py). So when the province publishes a warning together with a
+(content_sync/board/engine.py). So when the province publishes a warning together with a
 new picture or video for the normal rotation — or the warning's manifest is the
 first after a big update — a text-only emergency stays off the screen for the whole
 download: minutes for a video over a 3G SIM. The player could already show it (it
@@ -10,7 +10,7 @@ leaves out items whose media is missing, player/content.py), but nothing reaches
 Here the board's link is capped (``source.bandwidth_limit_kbps = 200``, about 25 kB/s)
 and the manifest adds a 1 MB image to the normal playlist beside the emergency.
 The engine puts the emergency on screen through an interim manifest (the active one plus
-the new emergencies, content_sync/interim.py) and activates the full manifest later.
+the new emergencies, content_sync/board/interim.py) and activates the full manifest later.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from typing import Any
 
 from PIL import Image
 
-from content_sync import store
+from content_sync.db import store
 from kiosk_config import load_config
 from tests.test_emergency_e2e import (
     NORMAL_TOML,

@@ -26,8 +26,8 @@ import pytest
 import requests
 from PySide6.QtGui import QImage
 
-from content_sync import manifest as mf
-from content_sync import store
+from content_sync.db import store
+from content_sync.protocol import manifest as mf
 from kiosk_config import load_config
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -11,10 +11,11 @@ from typing import Any
 
 import pytest
 
-from content_sync import outbox, store
-from content_sync.http import make_session
-from content_sync.source import HttpSource, SourceError
-from content_sync.status_report import run_heartbeat_once
+from content_sync.board.source import HttpSource, SourceError
+from content_sync.db import store
+from content_sync.net.http import make_session
+from content_sync.report import outbox
+from content_sync.report.status_report import run_heartbeat_once
 from tests.status_helpers import BOARD, add_plays, make_config, reference_server
 
 DEEP = b"[" * 200_000 + b"]" * 200_000

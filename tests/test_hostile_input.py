@@ -19,8 +19,9 @@ from PIL import Image
 from pytestqt.qtbot import QtBot
 from werkzeug.wrappers import Request, Response
 
-from content_sync import dsse, store
-from content_sync.engine import Engine, SyncState
+from content_sync.board.engine import Engine, SyncState
+from content_sync.db import store
+from content_sync.protocol import dsse
 from kiosk_config import load_config
 from player import content
 from player.window import PlayerWindow

@@ -142,7 +142,7 @@ def test_what_lands_where(installed: tuple[Path, list[str]]) -> None:
         check(root / OPT / "libexec" / helper, 0o755, 0, 0)
     check(root / OPT / "docs/INSTALL.md", 0o644, 0, 0)
     check(root / OPT / "src/eboard/cli.py", 0o644, 0, 0)
-    check(root / OPT / "src/content_sync/sdnotify.py", 0o644, 0, 0)
+    check(root / OPT / "src/content_sync/runtime/sdnotify.py", 0o644, 0, 0)
     assert os.readlink(root / "usr/local/bin/eboard") == "/opt/eboard/venv/bin/eboard"
     eboard = root / OPT / "venv/bin/eboard"
     assert eboard.is_file() and os.access(eboard, os.X_OK)

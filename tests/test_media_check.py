@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageFile
 
-from content_sync import media_check
-from content_sync.media_check import ContentRefused
+from content_sync.board import media_check
+from content_sync.board.media_check import ContentRefused
 
 
 def _picture(w: int, h: int, seed: int = 7) -> Image.Image:

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from content_sync import store
-from content_sync.engine import Engine
+from content_sync.board.engine import Engine
+from content_sync.db import store
 from tests.sync_helpers import (
     BOARD,
     Publisher,

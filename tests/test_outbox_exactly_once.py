@@ -11,8 +11,9 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from content_sync import outbox, status_schema, store
-from content_sync.http import make_session
+from content_sync.db import status_schema, store
+from content_sync.net.http import make_session
+from content_sync.report import outbox
 from tests.status_helpers import (
     BOARD,
     add_plays,
@@ -28,8 +29,9 @@ ROOT = Path(__file__).resolve().parents[1]
 # The uploading process: what the sync daemon's plays job does, in a process we can kill.
 UPLOADER = """
 import json, sys
-from content_sync import outbox, store
-from content_sync.http import make_session
+from content_sync.report import outbox
+from content_sync.db import store
+from content_sync.net.http import make_session
 from kiosk_config import load_config
 config = load_config(__import__("pathlib").Path(sys.argv[1]))
 conn = store.connect(config.db_path)
@@ -170,7 +172,7 @@ PLAYER = """
 import sys, time, uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from content_sync import store
+from content_sync.db import store
 from tests.status_helpers import make_play
 conn = store.connect(Path(sys.argv[1]))
 i = 0
@@ -186,8 +188,9 @@ while True:
 UPLOAD_LOOP = """
 import sys, time
 from pathlib import Path
-from content_sync import outbox, store
-from content_sync.http import make_session
+from content_sync.report import outbox
+from content_sync.db import store
+from content_sync.net.http import make_session
 from kiosk_config import load_config
 config = load_config(Path(sys.argv[1]))
 conn = store.connect(config.db_path)

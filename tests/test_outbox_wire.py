@@ -9,10 +9,11 @@ from typing import Any
 
 import requests
 
-from content_sync import outbox, store
-from content_sync.http import make_session
+from content_sync.db import store
+from content_sync.net.http import make_session
+from content_sync.report import outbox
+from content_sync.report.status_report import run_heartbeat_once
 from content_sync.server.reports import MAX_PLAYS_BYTES
-from content_sync.status_report import run_heartbeat_once
 from tests.status_helpers import BOARD, BOARD_TOKEN, add_plays, make_config, reference_server
 
 AUTH = {"Authorization": f"Bearer {BOARD_TOKEN}"}

@@ -12,7 +12,7 @@ from PySide6.QtCore import QRect
 from PySide6.QtGui import QColor, QImage, QPainter
 from pytestqt.qtbot import QtBot
 
-from content_sync.manifest import Item, Playlist
+from content_sync.protocol.manifest import Item, Playlist
 from player import fonts, images, look, slides
 from player.bands import Ticker
 from player.window import PlayerWindow

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from content_sync import store
+from content_sync.db import store
 from player.records import PlayRecord, Writer
 
 

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 from pytestqt.qtbot import QtBot
 
-from content_sync.decoder_guard import CLIP_NOTE
+from content_sync.runtime.decoder_guard import CLIP_NOTE
 from player import video
 from player.window import PlayerWindow
 from tests.player_helpers import Board, make_clip, make_config, playlist, vlc_wrappers

@@ -138,7 +138,7 @@ def test_missing_media_file_is_not_scheduled(qtbot: QtBot, board: Board) -> None
         {"id": "gone", "type": "image", "media": gone, "duration": 0.2},
         {"id": "here", "type": "text", "title": "Có mặt", "duration": 0.2},
     ])])
-    from content_sync import store
+    from content_sync.db import store
     store.media_path(board.config.cache_dir, gone).unlink()
     w = open_window(qtbot, board)
     wait_item(qtbot, w, "here")

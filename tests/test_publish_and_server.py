@@ -14,11 +14,11 @@ import requests
 from PIL import Image
 from waitress.server import create_server
 
-from content_sync import dsse
-from content_sync.keys import generate, load_private, load_public
-from content_sync.manifest import parse
-from content_sync.publish import PublishError, prepare, write_to_folder
-from content_sync.publish_remote import upload
+from content_sync.protocol import dsse
+from content_sync.protocol.keys import generate, load_private, load_public
+from content_sync.protocol.manifest import parse
+from content_sync.publish.build import PublishError, prepare, write_to_folder
+from content_sync.publish.remote import upload
 from content_sync.server import create_app
 from content_sync.server.tokens import Tokens
 from tests.status_helpers import stop_waitress

@@ -34,7 +34,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from content_sync import store
+from content_sync.db import store
 from tests.reliability_helpers import box_config, start_player, start_sync
 from tests.status_helpers import BOARD, reference_server, wait_until
 from tests.sync_helpers import Publisher, make_keys

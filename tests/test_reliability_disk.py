@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from content_sync import store
+from content_sync.db import store
 from tests.reliability_helpers import (
     BOARD,
     box_config,

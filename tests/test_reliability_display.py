@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from content_sync import store
+from content_sync.db import store
 from kiosk_config import load_config
 from tests.player_helpers import Board, playlist, png
 from tests.reliability_helpers import box_config, check_box, start_player

@@ -16,11 +16,11 @@ from pathlib import Path
 import pytest
 from werkzeug.wrappers import Request, Response
 
-from content_sync import store
+from content_sync.board.engine import Engine
+from content_sync.board.source import HttpSource
 from content_sync.daemon import Daemon
-from content_sync.engine import Engine
-from content_sync.http import make_session
-from content_sync.source import HttpSource
+from content_sync.db import store
+from content_sync.net.http import make_session
 from kiosk_config import load_config
 from player import content
 from tests.reliability_helpers import (

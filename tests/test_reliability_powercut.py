@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from content_sync import store
+from content_sync.db import store
 from tests.reliability_helpers import (
     box_config,
     box_play_ids,

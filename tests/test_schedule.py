@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from content_sync.manifest import Playlist
+from content_sync.protocol.manifest import Playlist
 from player.schedule import (
     Cursor,
     decide,

@@ -9,8 +9,8 @@ from typing import Any
 
 import requests
 
-from content_sync import player_requests, store
 from content_sync.daemon import Daemon
+from content_sync.db import player_requests, store
 from tests.status_helpers import (
     BOARD,
     OPERATOR_TOKEN,

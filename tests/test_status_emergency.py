@@ -16,10 +16,10 @@ from zoneinfo import ZoneInfo
 
 import requests
 
-from content_sync import store
-from content_sync.http import make_session
+from content_sync.db import store
+from content_sync.net.http import make_session
+from content_sync.report.status_report import run_heartbeat_once
 from content_sync.server import status_page
-from content_sync.status_report import run_heartbeat_once
 from player import look
 from player.records import Writer
 from tests.status_helpers import BOARD, make_config, reference_server

@@ -15,9 +15,10 @@ import pytest
 import requests
 from PIL import Image
 
-from content_sync import screenshot_upload, store
-from content_sync.http import make_session
-from content_sync.status_report import run_heartbeat_once
+from content_sync.db import store
+from content_sync.net.http import make_session
+from content_sync.report import screenshot_upload
+from content_sync.report.status_report import run_heartbeat_once
 from player.records import Writer
 from tests.status_helpers import BOARD, BOARD_TOKEN, make_config, reference_server
 

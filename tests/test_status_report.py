@@ -11,9 +11,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from content_sync import player_requests, store, sysinfo
-from content_sync.http import make_session
-from content_sync.status_report import build_status, run_heartbeat_once
+from content_sync.db import player_requests, store
+from content_sync.net.http import make_session
+from content_sync.report import sysinfo
+from content_sync.report.status_report import build_status, run_heartbeat_once
 from kiosk_config import load_config
 from player.records import Writer
 from tests.status_helpers import BOARD, add_plays, make_config, reference_server
@@ -174,7 +175,7 @@ def test_heartbeat_carries_past_refusals_to_the_province(tmp_path: Path) -> None
     but the province still sees the refusal (GET /boards.json of the reference server)."""
     import requests
 
-    from content_sync.engine import Engine, SyncState
+    from content_sync.board.engine import Engine, SyncState
     from tests.sync_helpers import Publisher, make_keys
 
     key, pubkey = make_keys(tmp_path / "keys")

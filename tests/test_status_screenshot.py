@@ -73,8 +73,8 @@ def test_screenshot_command_answered_by_the_real_player_window(tmp_path: Path,
                                                                 qtbot: Any) -> None:
     """A screenshot command → player request → the real PlayerWindow (offscreen: the window
     itself is grabbed) → a JPEG of the red image on screen, and the command's result."""
-    from content_sync import store
-    from content_sync.remote_commands import Executor
+    from content_sync.db import store
+    from content_sync.report.remote_commands import Executor
     from player.capture import poll_player_requests
     from player.window import PlayerWindow
     from tests.player_helpers import Board, make_config, playlist, png

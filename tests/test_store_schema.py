@@ -6,7 +6,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from content_sync import store
+from content_sync.db import store
 
 
 def tables(conn: sqlite3.Connection) -> set[str]:

@@ -18,9 +18,9 @@ from typing import Any
 
 import pytest
 
-from content_sync import store
+from content_sync.board.engine import SyncResult, SyncState
 from content_sync.daemon import Daemon, next_delay
-from content_sync.engine import SyncResult, SyncState
+from content_sync.db import store
 from content_sync.server.app import create_app
 from content_sync.server.db import ServerDB
 from content_sync.server.tokens import Tokens
@@ -219,7 +219,7 @@ def test_daemon_reconnects_when_the_source_comes_back(tmp_path: Path) -> None:
 
 
 def test_one_sync_at_a_time_per_cache(tmp_path: Path) -> None:
-    from content_sync.engine import Engine, sync_lock
+    from content_sync.board.engine import Engine, sync_lock
     _, pubkey = make_keys(tmp_path / "keys")
     config = write_config(tmp_path, "http://127.0.0.1:9/", [pubkey])
     conn = store.connect(config.db_path)

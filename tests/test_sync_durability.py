@@ -1,4 +1,4 @@
-"""content_sync/durability.py: syncfs of the cache's file system, its fallbacks and errors,
+"""content_sync/board/durability.py: syncfs of the cache's file system, its fallbacks and errors,
 the write-back hint; and that cache.record writes its rows only after that sync."""
 
 from __future__ import annotations
@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 
-from content_sync import cache, durability, store
-from content_sync.manifest import MediaInfo
+from content_sync.board import cache, durability
+from content_sync.db import store
+from content_sync.protocol.manifest import MediaInfo
 
 
 def test_sync_filesystem_on_a_real_directory(tmp_path: Path) -> None:

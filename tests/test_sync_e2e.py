@@ -11,7 +11,7 @@ from pathlib import Path
 
 import requests
 
-from content_sync import store
+from content_sync.db import store
 from tests.sync_helpers import BOARD, free_port, wait_until, write_config
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from content_sync import store
-from content_sync.engine import Engine, SyncResult, SyncState
+from content_sync.board.engine import Engine, SyncResult, SyncState
+from content_sync.db import store
 from kiosk_config import Config
 from tests.sync_helpers import (
     BOARD,

@@ -1,5 +1,5 @@
 """EboardSession remembers requests' merge of the environment's proxy and CA settings per
-origin (content_sync/http.py); what it returns must stay what requests itself would say.
+origin (content_sync/net/http.py); what it returns must stay what requests itself would say.
 The real proxy paths (config and environment) are in tests/test_sync_transport.py."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import requests
 
-from content_sync import http
+from content_sync.net import http
 
 URLS = [
     "http://127.0.0.1:8080/media/aa", "http://127.0.0.1:8080/media/bb",

@@ -16,9 +16,9 @@ from typing import Any
 
 from werkzeug.wrappers import Request, Response
 
-from content_sync import manifest as mf
-from content_sync import store
-from content_sync.engine import Engine, SyncResult, SyncState
+from content_sync.board.engine import Engine, SyncResult, SyncState
+from content_sync.db import store
+from content_sync.protocol import manifest as mf
 from kiosk_config import Config
 from tests.sync_helpers import Publisher, big_bmp, make_keys, png, serve_wsgi, write_config
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from content_sync import store
+from content_sync.db import store
 from tests.sync_helpers import (
     Publisher,
     StaticApp,

@@ -11,8 +11,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from content_sync import dsse, manifest
-from content_sync.manifest import ManifestError
+from content_sync.protocol import dsse, manifest
+from content_sync.protocol.manifest import ManifestError
 
 SETTINGS = settings(max_examples=100, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow])
@@ -145,7 +145,7 @@ def test_deeply_nested_json_is_refused_with_one_line() -> None:
 ], ids=["deep-envelope", "deep-payload", "infinity", "1e999", "nan"])
 def test_version_of_an_unreadable_envelope_is_0(envelope: bytes) -> None:
     """``eboard publish`` and the server's events read the version of what is there."""
-    from content_sync.publish import manifest_version_in
+    from content_sync.publish.build import manifest_version_in
 
     assert manifest_version_in(envelope) == 0
 

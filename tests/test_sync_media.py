@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from content_sync import media_check, store
-from content_sync.engine import Engine, SyncState
-from content_sync.media_check import ContentRefused
+from content_sync.board import media_check
+from content_sync.board.engine import Engine, SyncState
+from content_sync.board.media_check import ContentRefused
+from content_sync.db import store
 from tests.sync_helpers import Publisher, StaticApp, make_keys, mp4, png, serve_wsgi, write_config
 
 

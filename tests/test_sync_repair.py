@@ -1,4 +1,4 @@
-"""Media damaged on disk after activation (content_sync/repair.py): found by the next sync
+"""Media damaged on disk after activation (content_sync/board/repair.py): found by the next sync
 run and fetched again while the active manifest stays active. Real servers on 127.0.0.1,
 real SQLite files."""
 
@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from content_sync import damaged, repair, store
-from content_sync.engine import Engine, SyncState
+from content_sync.board import repair
+from content_sync.board.engine import Engine, SyncState
+from content_sync.db import damaged, store
 from kiosk_config import Config
 from player import content
 from player.records import Writer

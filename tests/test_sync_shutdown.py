@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from content_sync import store
+from content_sync.db import store
 from tests.sync_helpers import (
     Plan,
     Publisher,

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from content_sync import store
-from content_sync.engine import Engine, SyncState
+from content_sync.board.engine import Engine, SyncState
+from content_sync.db import store
 from tests.sync_helpers import BOARD, Plan, Publisher, make_keys, misbehaving, png, self_signed
 from tests.sync_helpers import write_config as cfg
 
@@ -60,7 +60,7 @@ def test_token_file_readable_by_others_is_refused(tmp_path: Path) -> None:
     token.write_text("t\n")
     token.chmod(0o644)
     config = cfg(tmp_path, "http://127.0.0.1:9/", [pubkey], token_file=str(token))
-    from content_sync.http import SourceConfigError, make_session
+    from content_sync.net.http import SourceConfigError, make_session
     try:
         make_session(config)
     except SourceConfigError as e:

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from content_sync import store
 from content_sync.daemon import Daemon
+from content_sync.db import store
 from tests.sync_helpers import Publisher, make_keys, png, wait_until, write_config
 
 

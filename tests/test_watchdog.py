@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from content_sync import sdnotify
+from content_sync.runtime import sdnotify
 
 ROOT = Path(__file__).resolve().parents[1]
 

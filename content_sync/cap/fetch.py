@@ -1,6 +1,6 @@
 """Read a CAP feed or alert from http(s):// (bounded, with timeouts) or file://.
 
-The session is built from the box's one HTTP entry point (content_sync.http:
+The session is built from the box's one HTTP entry point (content_sync.net.http:
 timeouts, retries with capped backoff, proxy, CA bundle, User-Agent, same-scheme
 redirects) but never carries the board's bearer token: a CAP feed is someone
 else's server.
@@ -16,7 +16,7 @@ from urllib.parse import unquote, urlsplit
 import requests
 from requests.adapters import HTTPAdapter
 
-from content_sync.http import EboardSession, is_loopback, retry_policy, user_agent
+from content_sync.net.http import EboardSession, is_loopback, retry_policy, user_agent
 from kiosk_config import Config
 
 CHUNK = 64 * 1024

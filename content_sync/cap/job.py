@@ -18,7 +18,6 @@ from urllib.parse import urljoin, urlsplit
 
 import requests
 
-from content_sync import store
 from content_sync.cap import alerts
 from content_sync.cap.area import BoardArea
 from content_sync.cap.fetch import (
@@ -38,6 +37,7 @@ from content_sync.cap.parse import (
     parse_document,
 )
 from content_sync.cap.to_playlist import to_playlist
+from content_sync.db import store
 from kiosk_config import Config
 
 log = logging.getLogger(__name__)

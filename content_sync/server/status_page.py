@@ -16,7 +16,7 @@ from typing import Any
 from flask import Flask, Response, render_template_string
 from markupsafe import Markup
 
-from content_sync.durations import human
+from content_sync.runtime.durations import human
 from content_sync.server.db import ServerDB
 
 DEFAULT_HEARTBEAT_S = 60
@@ -127,7 +127,7 @@ def _errors(status: dict[str, Any]) -> list[str]:
     if player.get("running") is False:
         errors.append("player: not running (no status for a while)")
     held = player.get("clips_held")
-    for clip in held if isinstance(held, list) else []:  # content_sync/decoder_guard.py
+    for clip in held if isinstance(held, list) else []:  # content_sync/runtime/decoder_guard.py
         if isinstance(clip, dict):
             errors.append(f"player: clip {str(clip.get('media'))[:12]}… held back, the player "
                           f"died {clip.get('deaths')} times with it open; replace it")

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from content_sync.keys import KeyFileError, generate
+from content_sync.protocol.keys import KeyFileError, generate
 
 
 def register(sub: argparse._SubParsersAction) -> None:

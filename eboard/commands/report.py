@@ -19,8 +19,8 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from content_sync import store
-from content_sync.outbox import local_day
+from content_sync.db import store
+from content_sync.report.outbox import local_day
 from eboard.commands.common import add_config_option, config_or_exit
 
 HEADINGS = {

@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from content_sync import status_schema, store
+from content_sync.db import status_schema, store
 
 PLAYER_KINDS = ("screenshot", "screen_on", "screen_off", "restart_player")
 SCREENSHOT_NAME = "screenshot.jpg"

@@ -20,10 +20,12 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from content_sync import cache, damaged, dsse, interim, keys, manifest, repair, store
-from content_sync.decoder_guard import CHECK_NOTE, DecoderGuard
-from content_sync.fetch import Outcome, Reporter, fetch_all
-from content_sync.source import Source, SourceError, SourceUnreachable, open_source
+from content_sync.board import cache, interim, repair
+from content_sync.board.fetch import Outcome, Reporter, fetch_all
+from content_sync.board.source import Source, SourceError, SourceUnreachable, open_source
+from content_sync.db import damaged, store
+from content_sync.protocol import dsse, keys, manifest
+from content_sync.runtime.decoder_guard import CHECK_NOTE, DecoderGuard
 from kiosk_config import Config
 
 log = logging.getLogger(__name__)
@@ -252,9 +254,9 @@ class Engine:
         return self._with_counts(result, outcome)
 
     def _check_media(self) -> dict[str, str]:
-        """Drop the media the board needs whose file is damaged (content_sync/repair.py):
+        """Drop the media the board needs whose file is damaged (content_sync/board/repair.py):
         a stat each run, a full SHA-256 at the first run and then once a day, and at
-        once for the media the player could not show (content_sync/damaged.py)."""
+        once for the media the player could not show (content_sync/db/damaged.py)."""
         full = not self._verified or repair.full_due(self.conn)
         reported = damaged.take(self.conn)
         for sha, why in reported.items():
@@ -320,7 +322,7 @@ class Engine:
                          need: dict[str, manifest.MediaInfo]) -> set[str]:
         """When ``m`` changes the emergencies on screen but must wait for media: the
         emergencies' own missing media, to fetch first. With none, the interim manifest
-        (content_sync/interim.py) goes on screen at once."""
+        (content_sync/board/interim.py) goes on screen at once."""
         if not need or not interim.due(self.conn, verified.body):
             return set()
         first = interim.emergency_media(json.loads(verified.body)) & set(need)

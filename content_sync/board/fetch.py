@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from content_sync import download, media_check
-from content_sync.decoder_guard import DecoderGuard
-from content_sync.manifest import MediaInfo
-from content_sync.source import Source, SourceError, SourceUnreachable
+from content_sync.board import download, media_check
+from content_sync.board.source import Source, SourceError, SourceUnreachable
+from content_sync.protocol.manifest import MediaInfo
+from content_sync.runtime.decoder_guard import DecoderGuard
 from kiosk_config import Config
 
 log = logging.getLogger(__name__)
@@ -73,7 +73,7 @@ def fetch_all(config: Config, source: Source, need: dict[str, MediaInfo],
 
     With a ``guard``, each check (a decode in this process, for images) is noted while it
     runs, and a file this process died decoding twice is refused without being fetched
-    (content_sync/decoder_guard.py).
+    (content_sync/runtime/decoder_guard.py).
 
     When ``stopping`` is set (the daemon got SIGTERM), every download ends after its
     current chunk (a bandwidth-cap pause is cut short too); partial files stay for

@@ -19,7 +19,7 @@ import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 
-from content_sync import store
+from content_sync.db import store
 
 log = logging.getLogger(__name__)
 FULL_EVERY_S = 24 * 3600
@@ -46,7 +46,7 @@ def check(conn: sqlite3.Connection, cache_dir: Path, shas: set[str],
     """Those of ``shas`` recorded in the database whose file is damaged, with why.
 
     ``full``: verify every SHA-256; else only those in ``hashed`` (e.g. reported by the
-    player, content_sync/damaged.py), the others by size. Their rows and files are
+    player, content_sync/db/damaged.py), the others by size. Their rows and files are
     removed, so the next fetch brings them again."""
     rows = {str(r[0]): int(r[1]) for r in conn.execute("SELECT sha256, size FROM media")}
     damaged: dict[str, str] = {}

@@ -28,7 +28,7 @@ import logging
 import sqlite3
 from typing import Any
 
-from content_sync import store
+from content_sync.db import store
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +93,7 @@ def derive(base_body: bytes | None, body: bytes) -> dict[str, Any]:
 def set_interim(conn: sqlite3.Connection, version: int, base: int, keyid: str,
                 body: bytes) -> None:
     """Show ``body`` (derived from active ``base`` and pending ``version``) until the next
-    activation; ``active_version`` is unchanged (content_sync/interim.py)."""
+    activation; ``active_version`` is unchanged (content_sync/board/interim.py)."""
     with store.transaction(conn):
         store.set_meta(conn, "interim", json.dumps(
             {"version": version, "base": base, "keyid": keyid, "body": body.decode("utf-8")}))

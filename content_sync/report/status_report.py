@@ -1,7 +1,7 @@
 """The heartbeat: what the province sees of a board, and the commands it answers with.
 
 :func:`build_status` gathers every field from the shared database (sync and player
-status, outbox, manifests) and from the machine (:mod:`content_sync.sysinfo`). A
+status, outbox, manifests) and from the machine (:mod:`content_sync.report.sysinfo`). A
 value that cannot be read is None, never a guess. :func:`run_heartbeat_once` posts
 it to ``POST boards/{id}/status``, marks the command results it carried as
 reported, and hands the commands of the answer to the executor.
@@ -17,8 +17,9 @@ from typing import Any
 
 import requests
 
-from content_sync import outbox, player_requests, status_schema, store, sysinfo
-from content_sync.remote_commands import Executor, apply_log_level
+from content_sync.db import player_requests, status_schema, store
+from content_sync.report import outbox, sysinfo
+from content_sync.report.remote_commands import Executor, apply_log_level
 from kiosk_config import Config
 from kiosk_config.version import __version__ as software_version
 
@@ -71,7 +72,7 @@ def _player(conn: sqlite3.Connection) -> dict[str, Any]:
         "clock_reason": clock.get("reason"),
         "emergency": p.get("emergency"),
         "error": p.get("error"),
-        # clips the player died with, held back (content_sync/decoder_guard.py)
+        # clips the player died with, held back (content_sync/runtime/decoder_guard.py)
         "clips_held": p.get("clips_held"),
     }
 

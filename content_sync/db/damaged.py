@@ -2,8 +2,8 @@
 
 The player only reads the cache; when an image or text media fails to decode (or a clip
 fails), its ``Writer`` thread records the media here. The next sync run
-(content_sync/engine.py) takes the reports, re-verifies those files by SHA-256 at once
-(not only at the daily full check, content_sync/repair.py) and fetches again the ones
+(content_sync/board/engine.py) takes the reports, re-verifies those files by SHA-256 at once
+(not only at the daily full check, content_sync/board/repair.py) and fetches again the ones
 that are wrong. A media that verifies but still does not decode (a decompression bomb,
 a format the player refuses) just leaves the table. No HTTP here: the player imports it.
 """
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from content_sync import store
+from content_sync.db import store
 
 SCHEMA = ("CREATE TABLE IF NOT EXISTS damaged_media("
           "sha256 TEXT PRIMARY KEY, at TEXT NOT NULL, reason TEXT NOT NULL)")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import requests
 
-from content_sync.publish import Publication, PublishError, manifest_version_in
+from content_sync.publish.build import Publication, PublishError, manifest_version_in
 
 TIMEOUT = (10, 120)
 

@@ -13,8 +13,9 @@ import os
 import sqlite3
 from pathlib import Path
 
-from content_sync import durability, store
-from content_sync.manifest import SHA256_RE, MediaInfo
+from content_sync.board import durability
+from content_sync.db import store
+from content_sync.protocol.manifest import SHA256_RE, MediaInfo
 
 log = logging.getLogger(__name__)
 

@@ -23,8 +23,8 @@ from zoneinfo import ZoneInfo
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from content_sync import dsse
-from content_sync.manifest import ALLOWED_TYPES, FORMAT, ManifestError, parse
+from content_sync.protocol import dsse
+from content_sync.protocol.manifest import ALLOWED_TYPES, FORMAT, ManifestError, parse
 
 VN_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 EXTRA_TYPES = {".mkv": "video/x-matroska", ".webp": "image/webp", ".webm": "video/webm"}

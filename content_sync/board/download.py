@@ -21,8 +21,8 @@ from pathlib import Path
 import requests
 import urllib3
 
-from content_sync import durability
-from content_sync.store import media_path, partial_dir
+from content_sync.board import durability
+from content_sync.db.store import media_path, partial_dir
 
 CHUNK = 256 * 1024
 Progress = Callable[[int], None]

@@ -26,8 +26,8 @@ from typing import Any
 
 import requests
 
-from content_sync import status_schema, store
-from content_sync.source import _short
+from content_sync.board.source import _short
+from content_sync.db import status_schema, store
 from kiosk_config import Config
 
 log = logging.getLogger(__name__)

@@ -18,8 +18,8 @@ from urllib.parse import unquote, urljoin, urlsplit
 import requests
 import urllib3
 
-from content_sync import download
-from content_sync.http import make_session
+from content_sync.board import download
+from content_sync.net.http import make_session
 from kiosk_config import Config
 
 MAX_MANIFEST_BYTES = 32 * 1024 * 1024  # 10,000 items take about 3 MB
@@ -63,8 +63,6 @@ class Source(Protocol):
                     check: download.Check | None = None) -> Path: ...
 
     def events(self, board: str, after: int, wait: float) -> tuple[int, list[Event]] | None: ...
-
-    def post_status(self, board: str, data: dict[str, Any]) -> dict[str, Any]: ...
 
     def close(self) -> None: ...
 
@@ -161,22 +159,6 @@ class HttpSource:
             raise SourceError(f"{r.url} answered something that is not an events list") from None
         return nxt, events
 
-    def post_status(self, board: str, data: dict[str, Any]) -> dict[str, Any]:
-        url = urljoin(self.url, f"boards/{board}/status")
-        try:
-            r = self.session.post(url, json=data)
-        except (requests.ConnectionError, requests.Timeout) as e:
-            raise SourceUnreachable(f"cannot reach {url}: {_short(e)}") from None
-        except requests.RequestException as e:
-            raise SourceError(f"{url}: {e}") from None
-        if r.status_code >= 300:
-            raise SourceError(f"{url} answered HTTP {r.status_code} to the heartbeat")
-        try:
-            answer = r.json()
-        except (ValueError, RecursionError):  # not JSON, or nested too deep
-            return {}
-        return answer if isinstance(answer, dict) else {}
-
     def close(self) -> None:
         self.session.close()
 
@@ -224,9 +206,6 @@ class FileSource:
 
     def events(self, board: str, after: int, wait: float) -> tuple[int, list[Event]] | None:
         return None
-
-    def post_status(self, board: str, data: dict[str, Any]) -> dict[str, Any]:
-        raise SourceError("a file:// source has no status endpoint")
 
     def close(self) -> None:
         pass

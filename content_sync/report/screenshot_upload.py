@@ -17,8 +17,9 @@ from dataclasses import dataclass
 
 import requests
 
-from content_sync import outbox, player_requests, status_schema, store
-from content_sync.player_requests import screenshot_path
+from content_sync.db import player_requests, status_schema, store
+from content_sync.db.player_requests import screenshot_path
+from content_sync.report import outbox
 from kiosk_config import Config
 
 __all__ = ["request_if_due", "screenshot_job", "screenshot_path", "upload_if_new"]

@@ -136,7 +136,7 @@ class StoredManifest:
 
 def active_manifest(conn: sqlite3.Connection) -> StoredManifest | None:
     """What the screen shows: the interim manifest when there is one (an emergency ahead
-    of its manifest's other media, content_sync/interim.py), else the active manifest."""
+    of its manifest's other media, content_sync/board/interim.py), else the active manifest."""
     return interim_manifest(conn) or complete_manifest(conn)
 
 
