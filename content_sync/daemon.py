@@ -54,15 +54,22 @@ from apscheduler.schedulers import SchedulerNotRunningError
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from content_sync.board.engine import Engine, SyncResult, SyncState
-from content_sync.board.source import Source, SourceError, SourceUnreachable, open_source
+from content_sync.board import (
+    Engine,
+    Source,
+    SourceError,
+    SourceUnreachable,
+    SyncResult,
+    SyncState,
+    open_source,
+)
 from content_sync.cap import poll_once as poll_cap
 from content_sync.db import store
-from content_sync.report import outbox, screenshot_upload, status_report
-from content_sync.report.remote_commands import Executor
-from content_sync.runtime import sdnotify
-from content_sync.runtime.wall_clock import JUMP_S, ClockWatch
+from content_sync.report import Executor, outbox, screenshot_upload, status_report
+from content_sync.runtime import JUMP_S, ClockWatch, sdnotify
 from kiosk_config import Config
+
+__all__ = ["Daemon"]
 
 log = logging.getLogger(__name__)
 RETRY_BASE_S = 15.0

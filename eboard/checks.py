@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from content_sync.runtime.durations import human
+from content_sync.runtime import human
 from kiosk_config import Config, SecretFileError, read_token
 
 OK, WARN, FAIL = "OK", "WARN", "FAIL"
@@ -150,7 +150,7 @@ def _fetch_manifest(config: Config) -> tuple[bytes | None, str | None, Result | 
                                       f"boards/{config.board.id}/?")
     import requests
 
-    from content_sync.net.http import SourceConfigError, make_session
+    from content_sync.net import SourceConfigError, make_session
 
     # The static part needs no token (the token line above checks it on its own).
     no_token = config.source.model_copy(update={"token_file": ""})
@@ -181,8 +181,7 @@ def _fetch_manifest(config: Config) -> tuple[bytes | None, str | None, Result | 
 
 
 def check_source(config: Config) -> list[Result]:
-    from content_sync.protocol import dsse
-    from content_sync.protocol.keys import KeyFileError, load_trusted
+    from content_sync.protocol import KeyFileError, dsse, load_trusted_keys
 
     out: list[Result] = []
     body, date, failure = _fetch_manifest(config)
@@ -194,7 +193,7 @@ def check_source(config: Config) -> list[Result]:
            "file": "readable"}.get(scheme, "reachable")
     out.append(Result(OK, "source", f"{config.source.url} {via}"))
     try:
-        keys = load_trusted(config.source.trusted_keys)
+        keys = load_trusted_keys(config.source.trusted_keys)
         verified = dsse.verify(body, keys)
     except (KeyFileError, dsse.EnvelopeError) as e:
         out.append(Result(FAIL, "signature", f"manifest for '{config.board.id}' refused: {e}"))

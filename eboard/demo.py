@@ -18,8 +18,8 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
-from content_sync.protocol.keys import PRIVATE_NAME, PUBLIC_NAME, generate
-from content_sync.server.tokens import new_token
+from content_sync.protocol import PRIVATE_NAME, PUBLIC_NAME, generate_keys
+from content_sync.server import new_token
 
 log = logging.getLogger("eboard.demo")
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,7 +42,7 @@ def prepare_state(state: Path, port: int) -> Path:
     """Keys (first run only), tokens and the box config; returns the config path."""
     keys = state / "keys"
     if not (keys / PRIVATE_NAME).exists():
-        generate(keys)
+        generate_keys(keys)
         print(f"demo: made a demo signing key in {keys}")
     (state / "source").mkdir(parents=True, exist_ok=True)
     board_token, operator_token = new_token(), new_token()

@@ -25,8 +25,7 @@ from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QObject, Qt, QTimer
 from PySide6.QtGui import QGuiApplication, QPixmap
 from PySide6.QtWidgets import QApplication, QWidget
 
-from content_sync.db import player_requests, status_schema
-from content_sync.db.player_requests import screenshot_path
+from content_sync.db import player_requests, screenshot_path, status_schema
 
 log = logging.getLogger(__name__)
 RESTART_EXIT_STATUS = 75

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from content_sync.runtime.wall_clock import ClockWatch
+from content_sync.runtime import ClockWatch
 
 __all__ = ["ClockWatch", "clock_ok"]
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from content_sync.runtime.decoder_guard import CLIP_NOTE, DecoderGuard
+from content_sync.runtime import CLIP_NOTE, DecoderGuard
 from kiosk_config import Config
 from player.content import Content
 from player.records import PlayRecord, Writer

@@ -29,7 +29,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, tzinfo
 
-from content_sync.protocol.manifest import Item, Playlist
+from content_sync.protocol import Item, Playlist
 
 CLASSES = ("emergency", "priority", "normal")
 DEFAULT_DURATION = {"image": 10.0, "text": 15.0}

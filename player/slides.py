@@ -11,7 +11,7 @@ from datetime import datetime
 from PySide6.QtCore import QRectF, Qt
 from PySide6.QtGui import QColor, QImage, QPainter
 
-from content_sync.protocol.manifest import Item, Playlist
+from content_sync.protocol import Item, Playlist
 from player import look, textfit
 from player.textfit import Block
 from player.vietnamese import format_date, format_time

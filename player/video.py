@@ -23,7 +23,7 @@ from typing import Any
 from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtGui import QImage
 
-from content_sync.runtime.decoder_guard import DecoderGuard
+from content_sync.runtime import DecoderGuard
 from kiosk_config import Config
 from player.schedule import Choice
 from player.vlc_events import event_manager, forget_callbacks

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from content_sync.board import durability
 from content_sync.db import store
-from content_sync.protocol.manifest import SHA256_RE, MediaInfo
+from content_sync.protocol import SHA256_RE, MediaInfo
 
 log = logging.getLogger(__name__)
 

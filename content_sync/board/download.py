@@ -22,7 +22,7 @@ import requests
 import urllib3
 
 from content_sync.board import durability
-from content_sync.db.store import media_path, partial_dir
+from content_sync.db import media_path, partial_dir
 
 CHUNK = 256 * 1024
 Progress = Callable[[int], None]

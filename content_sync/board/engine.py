@@ -25,7 +25,7 @@ from content_sync.board.fetch import Outcome, Reporter, fetch_all
 from content_sync.board.source import Source, SourceError, SourceUnreachable, open_source
 from content_sync.db import damaged, store
 from content_sync.protocol import dsse, keys, manifest
-from content_sync.runtime.decoder_guard import CHECK_NOTE, DecoderGuard
+from content_sync.runtime import CHECK_NOTE, DecoderGuard
 from kiosk_config import Config
 
 log = logging.getLogger(__name__)

@@ -20,8 +20,8 @@ from typing import Protocol
 
 from content_sync.board import download, media_check
 from content_sync.board.source import Source, SourceError, SourceUnreachable
-from content_sync.protocol.manifest import MediaInfo
-from content_sync.runtime.decoder_guard import DecoderGuard
+from content_sync.protocol import MediaInfo
+from content_sync.runtime import DecoderGuard
 from kiosk_config import Config
 
 log = logging.getLogger(__name__)

@@ -19,7 +19,7 @@ import requests
 import urllib3
 
 from content_sync.board import download
-from content_sync.net.http import make_session
+from content_sync.net import make_session, short_reason
 from kiosk_config import Config
 
 MAX_MANIFEST_BYTES = 32 * 1024 * 1024  # 10,000 items take about 3 MB
@@ -90,11 +90,11 @@ class HttpSource:
         try:
             return self.session.get(url, **kwargs)
         except requests.exceptions.SSLError as e:
-            raise SourceError(f"TLS with {url} failed ({_short(e)}); if the source uses a "
+            raise SourceError(f"TLS with {url} failed ({short_reason(e)}); if the source uses a "
                               "private CA, set source.ca_bundle to its certificate file"
                               ) from None
         except (requests.ConnectionError, requests.Timeout) as e:
-            raise SourceUnreachable(f"cannot reach {url}: {_short(e)}") from None
+            raise SourceUnreachable(f"cannot reach {url}: {short_reason(e)}") from None
         except requests.RequestException as e:
             raise SourceError(f"{url}: {e}") from None
 
@@ -222,22 +222,10 @@ def _read_capped(r: requests.Response, cap: int) -> bytes:
             if n > cap:
                 break
     except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as e:
-        raise SourceUnreachable(f"reading {r.url} failed: {_short(e)}") from None
+        raise SourceUnreachable(f"reading {r.url} failed: {short_reason(e)}") from None
     finally:
         r.close()
     return b"".join(parts)
-
-
-def _short(e: Exception) -> str:
-    """The innermost reason of a requests error, without the urllib3 noise."""
-    text = str(e)
-    for marker in ("CERTIFICATE_VERIFY_FAILED", "Connection refused", "timed out",
-                   "Name or service not known", "Temporary failure in name resolution",
-                   "Network is unreachable",
-                   "No route to host", "Connection reset", "Remote end closed"):
-        if marker in text:
-            return marker.lower()
-    return text if len(text) < 160 else text[:157] + "…"
 
 
 def open_source(config: Config) -> Source:

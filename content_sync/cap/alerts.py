@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from content_sync.cap.model import Alert
-from content_sync.db.store import transaction
+from content_sync.db import transaction
 
 log = logging.getLogger(__name__)
 

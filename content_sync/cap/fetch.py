@@ -16,7 +16,7 @@ from urllib.parse import unquote, urlsplit
 import requests
 from requests.adapters import HTTPAdapter
 
-from content_sync.net.http import EboardSession, is_loopback, retry_policy, user_agent
+from content_sync.net import EboardSession, is_loopback, retry_policy, user_agent
 from kiosk_config import Config
 
 CHUNK = 64 * 1024

@@ -44,7 +44,7 @@ from zoneinfo import ZoneInfo
 
 from content_sync.cap.area import BoardArea, covers, fold
 from content_sync.cap.model import Alert, Info
-from content_sync.protocol.manifest import Playlist
+from content_sync.protocol import Playlist
 
 RANK = {"normal": 0, "priority": 1, "emergency": 2}
 LABELS = {

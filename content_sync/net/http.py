@@ -164,3 +164,15 @@ def make_session(config: Config, retries: int = 3) -> EboardSession:
         except Exception as e:  # SecretFileError: message already says what to do
             raise SourceConfigError(str(e)) from None
     return session
+
+
+def short_reason(e: Exception) -> str:
+    """The innermost reason of a requests error, without the urllib3 noise."""
+    text = str(e)
+    for marker in ("CERTIFICATE_VERIFY_FAILED", "Connection refused", "timed out",
+                   "Name or service not known", "Temporary failure in name resolution",
+                   "Network is unreachable",
+                   "No route to host", "Connection reset", "Remote end closed"):
+        if marker in text:
+            return marker.lower()
+    return text if len(text) < 160 else text[:157] + "…"

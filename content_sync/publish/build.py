@@ -23,8 +23,7 @@ from zoneinfo import ZoneInfo
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from content_sync.protocol import dsse
-from content_sync.protocol.manifest import ALLOWED_TYPES, FORMAT, ManifestError, parse
+from content_sync.protocol import ALLOWED_TYPES, FORMAT, ManifestError, dsse, parse_manifest
 
 VN_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 EXTRA_TYPES = {".mkv": "video/x-matroska", ".webp": "image/webp", ".webm": "video/webm"}
@@ -157,7 +156,7 @@ def prepare(
     manifest, media = build_manifest(playlist_file, board, previous=previous)
     body = json.dumps(manifest, ensure_ascii=False, indent=1).encode("utf-8")
     try:
-        parse(body)
+        parse_manifest(body)
     except ManifestError as e:
         raise PublishError(f"{playlist_file}: {e}") from None
     envelope = dsse.sign(body, key)

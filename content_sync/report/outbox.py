@@ -26,8 +26,8 @@ from typing import Any
 
 import requests
 
-from content_sync.board.source import _short
 from content_sync.db import status_schema, store
+from content_sync.net import short_reason
 from kiosk_config import Config
 
 log = logging.getLogger(__name__)
@@ -182,9 +182,9 @@ def _apply_answer(conn: sqlite3.Connection, records: list[dict[str, Any]],
 def failure(e: Exception, url: str) -> str:
     """A stable one-line reason (no object addresses), so a repeated failure logs once."""
     if isinstance(e, requests.ConnectionError | requests.Timeout):
-        return f"cannot reach {url}: {_short(e)}"
+        return f"cannot reach {url}: {short_reason(e)}"
     if isinstance(e, requests.RequestException):
-        return f"{url}: {_short(e)}"
+        return f"{url}: {short_reason(e)}"
     if isinstance(e, RecursionError):
         return f"{url} answered JSON nested too deep to read"
     return str(e)

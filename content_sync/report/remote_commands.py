@@ -171,7 +171,7 @@ class Executor:
     def _sync_now(self) -> str:
         if self.sync_now is not None:
             return self.sync_now()
-        from content_sync.board.engine import Engine
+        from content_sync.board import Engine
 
         result = Engine(self.config, self.conn).sync_once()
         return f"sync {result.state.value}: {result.reason}".strip(": ")
@@ -188,8 +188,7 @@ class Executor:
                 f"{self.config.log_level}")
 
     def _clear_cache(self) -> str:
-        from content_sync.board import cache
-        from content_sync.board.engine import sync_lock
+        from content_sync.board import cache, sync_lock
 
         with sync_lock(self.config.cache_dir) as locked:
             if not locked:

@@ -17,8 +17,7 @@ from dataclasses import dataclass
 
 import requests
 
-from content_sync.db import player_requests, status_schema, store
-from content_sync.db.player_requests import screenshot_path
+from content_sync.db import player_requests, screenshot_path, status_schema, store
 from content_sync.report import outbox
 from kiosk_config import Config
 

@@ -1,0 +1,9 @@
+"""What both daemons of the box use without HTTP: sd_notify, the wall-clock watch, the
+decoder guard, and the one duration formatter."""
+
+from content_sync.runtime import sdnotify
+from content_sync.runtime.decoder_guard import CHECK_NOTE, CLIP_NOTE, DecoderGuard
+from content_sync.runtime.durations import human
+from content_sync.runtime.wall_clock import JUMP_S, ClockWatch
+
+__all__ = ["CHECK_NOTE", "CLIP_NOTE", "ClockWatch", "DecoderGuard", "JUMP_S", "human", "sdnotify"]

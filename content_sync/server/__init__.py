@@ -5,5 +5,6 @@ part (status, events long-poll, operator uploads) backed by SQLite.
 """
 
 from content_sync.server.app import create_app, serve
+from content_sync.server.tokens import new_token
 
-__all__ = ["create_app", "serve"]
+__all__ = ["create_app", "new_token", "serve"]

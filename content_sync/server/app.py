@@ -18,7 +18,7 @@ from typing import Any
 
 from flask import Flask, Response, abort, jsonify, request, send_file
 
-from content_sync.protocol.manifest import SHA256_RE
+from content_sync.protocol import SHA256_RE
 from content_sync.server import reports, status_page
 from content_sync.server.db import ServerDB
 from content_sync.server.events import EventHub

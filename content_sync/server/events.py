@@ -13,7 +13,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from content_sync.publish.build import manifest_version_in
+from content_sync.publish import manifest_version_in
 from content_sync.server.db import ServerDB
 
 log = logging.getLogger(__name__)

@@ -16,7 +16,7 @@ from typing import Any
 from flask import Flask, Response, render_template_string
 from markupsafe import Markup
 
-from content_sync.runtime.durations import human
+from content_sync.runtime import human
 from content_sync.server.db import ServerDB
 
 DEFAULT_HEARTBEAT_S = 60

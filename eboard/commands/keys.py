@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from content_sync.protocol.keys import KeyFileError, generate
+from content_sync.protocol import KeyFileError, generate_keys
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -24,7 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run_generate(args: argparse.Namespace) -> int:
     try:
-        priv, pub = generate(args.out, force=args.force)
+        priv, pub = generate_keys(args.out, force=args.force)
     except KeyFileError as e:
         print(f"eboard keys generate: {e}", file=sys.stderr)
         return 1

@@ -6,8 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from content_sync.protocol.keys import KeyFileError, load_private
-from content_sync.publish.build import PublishError, manifest_version_in, prepare, write_to_folder
+from content_sync.protocol import KeyFileError, load_private_key
+from content_sync.publish import PublishError, manifest_version_in, prepare, write_to_folder
 from kiosk_config import SecretFileError, read_token
 
 
@@ -32,9 +32,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        key = load_private(args.key)
+        key = load_private_key(args.key)
         if args.to.startswith(("http://", "https://")):
-            from content_sync.publish.remote import current_version, upload
+            from content_sync.publish import current_version, upload
 
             base = args.to if args.to.endswith("/") else args.to + "/"
             if not args.token_file:

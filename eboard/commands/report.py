@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from content_sync.db import store
-from content_sync.report.outbox import local_day
+from content_sync.report import local_day
 from eboard.commands.common import add_config_option, config_or_exit
 
 HEADINGS = {

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from content_sync.db import status_schema, store
-from content_sync.report.status_report import build_status
-from content_sync.runtime.durations import human
+from content_sync.report import build_status
+from content_sync.runtime import human
 from eboard.commands.common import add_config_option, config_or_exit
 from kiosk_config import Config
 

@@ -95,11 +95,11 @@ def run(args: argparse.Namespace) -> int:
     malloc_tuning.tune()  # before any thread: a daemon that runs for months
     config = config_or_exit(args)
     # Imported here so that `eboard --help` stays quick.
-    from content_sync.board.engine import Engine
+    from content_sync.board import Engine
     from content_sync.daemon import Daemon
     from content_sync.db import store
-    from content_sync.net.http import SourceConfigError, quiet_library_logs
-    from content_sync.protocol.keys import KeyFileError
+    from content_sync.net import SourceConfigError, quiet_library_logs
+    from content_sync.protocol import KeyFileError
 
     quiet_library_logs()
     try:
