@@ -1,4 +1,4 @@
-"""Emergency benchmark (issue 6): from the end of ``eboard publish`` to the warning on screen.
+"""Emergency benchmark: from the end of ``eboard publish`` to the warning on screen.
 
     .venv/bin/python bench/bench_emergency.py                  # events and polling
     .venv/bin/python bench/bench_emergency.py --modes events --reps 10

@@ -1,4 +1,4 @@
-"""Player benchmarks (issue 4), under Xvfb, each beside a baseline in the same run.
+"""Player benchmarks, under Xvfb, each beside a baseline in the same run.
 
     .venv/bin/python bench/bench_player.py                  # all of them
     .venv/bin/python bench/bench_player.py coldstart ticker # some of them

@@ -1,4 +1,4 @@
-"""Status-side benchmarks (issue 5), on loopback against the reference server.
+"""Status-side benchmarks, on loopback against the reference server.
 
     .venv/bin/python bench/bench_status.py            # all of them
     .venv/bin/python bench/bench_status.py drain      # some of them

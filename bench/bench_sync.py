@@ -1,4 +1,4 @@
-"""Sync benchmarks (issue 3), on loopback, each beside a baseline measured in the same run.
+"""Sync benchmarks, on loopback, each beside a baseline measured in the same run.
 
     .venv/bin/python bench/bench_sync.py            # all of them
     .venv/bin/python bench/bench_sync.py poll parse # some of them

@@ -1,6 +1,6 @@
 """Soak: the whole box for a long while, with the source going up and down.
 
-    .venv/bin/python bench/soak.py --minutes 10            # docs/soak-*.csv and .png
+    .venv/bin/python bench/soak.py --minutes 10            # docs/soak/soak-*.csv and .png
     .venv/bin/python bench/soak.py --minutes 1 --out /tmp/s # a quick look
 
 The real reference server on 127.0.0.1 sits behind a relay that cuts the link
@@ -288,7 +288,7 @@ def plot(rows: list[dict[str, Any]], outages: list[tuple[float, float]], path: P
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--minutes", type=float, default=10.0)
-    ap.add_argument("--out", type=Path, default=ROOT / "docs" / "soak-10min",
+    ap.add_argument("--out", type=Path, default=ROOT / "docs" / "soak" / "soak-10min",
                     help="path without suffix for the .csv and .png")
     ap.add_argument("--duration", type=float, default=1.0, help="seconds per item")
     ap.add_argument("--publish-every", type=float, default=60.0, help="0 = publish once")

@@ -1,6 +1,6 @@
 """What plays when: a pure function of (playlists, now, cursor), with no Qt in it.
 
-Rules (DESIGN.md §2, issue 4):
+Rules (DESIGN.md §2):
 
 - A playlist is *active* at ``now`` when ``start <= now < end``, the local weekday is
   in ``days`` and the local time is inside one of ``times`` (no ``times`` = all day).

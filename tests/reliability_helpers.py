@@ -1,4 +1,4 @@
-"""Helpers for the reliability suite (issue 8): a whole box made of real processes.
+"""Helpers for the reliability suite (docs/RELIABILITY.md): a whole box made of real processes.
 
 A box here is a config file, a cache directory with the shared SQLite database, the
 sync daemon (``eboard sync``) and the player (``eboard play``, Qt offscreen or on an

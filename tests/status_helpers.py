@@ -1,4 +1,4 @@
-"""Helpers for the status tests (issue 5): a box config, the real reference server, plays."""
+"""Helpers for the status tests (docs/STATUS.md): a box config, the real reference server, plays."""
 
 from __future__ import annotations
 

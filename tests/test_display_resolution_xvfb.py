@@ -1,4 +1,4 @@
-"""Issue 4 under a real X server: the window follows the screen's resolution.
+"""The player under a real X server: the window follows the screen's resolution.
 
 The real player (``eboard play``, Qt's xcb platform) on a private Xvfb that starts at
 1920x1080. The test changes the X screen live with ``xrandr`` — a new mode (the

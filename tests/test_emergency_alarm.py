@@ -1,4 +1,4 @@
-"""Issue 6, "optional alarm sound (config)": a siren when an emergency comes on screen.
+"""The optional emergency alarm sound (config): a siren when an emergency comes on screen.
 
 Real parts only: a real PlayerWindow (Qt offscreen) on a real database, and libVLC
 playing the alarm through its 'afile' audio output, which writes what a sound card

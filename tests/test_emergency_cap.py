@@ -1,4 +1,4 @@
-"""Issue 6, a CAP 1.2 alert to the screen: a feed on 127.0.0.1 → ``eboard sync`` (its
+"""Emergencies, a CAP 1.2 alert to the screen: a feed on 127.0.0.1 → ``eboard sync`` (its
 ``[cap]`` job) → overlay in SQLite → ``PlayerWindow``; then a Cancel takes it away.
 
 The documents are written here from the OASIS CAP 1.2 specification: status Actual,

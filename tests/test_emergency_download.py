@@ -1,4 +1,4 @@
-"""Gap (issue 6): an emergency waits for every other new media file of its manifest.
+"""Gap (docs/EMERGENCY.md): an emergency waits for every other new media file of its manifest.
 
 The sync engine activates a manifest only when all of its media are in the cache
 (content_sync/board/engine.py). So when the province publishes a warning together with a

@@ -1,4 +1,4 @@
-"""Issue 6, the emergency path end to end through the real commands and a real window.
+"""The emergency path end to end through the real commands and a real window.
 
 ``eboard publish`` (to the reference server, operator token) → ``serve-source`` on
 127.0.0.1 → the events long-poll wakes ``eboard sync`` (poll interval an hour, so only

@@ -1,4 +1,4 @@
-"""Issue 6, "large Vietnamese text fitted to the board", on LED strip boards.
+"""Large Vietnamese emergency text fitted to the board, on LED strip boards.
 
 On a strip (1920×96 is a common size) the emergency banner used to stack label,
 headline, body and instructions in one picture: the headline came out about 12 px

@@ -1,4 +1,4 @@
-"""Issue 6 under Xvfb: the real programs, the X screen as the public sees it.
+"""Emergencies under Xvfb: the real programs, the X screen as the public sees it.
 
 ``eboard play`` (xcb, libVLC) plays a video clip of the normal rotation on a private
 Xvfb display; ``eboard publish`` → ``serve-source`` → events long-poll → ``eboard sync``

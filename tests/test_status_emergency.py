@@ -1,4 +1,4 @@
-"""Issue 6: the emergency on screen, named where people look — ``eboard status`` on the box
+"""The emergency on screen, named where people look — ``eboard status`` on the box
 and the reference server's ``/status`` page — from the player's real status row and a
 real heartbeat; hostile headlines stay text."""
 

@@ -1,4 +1,4 @@
-"""Tables of the status side (issue 5) in the shared database, created if missing.
+"""Tables of the status side (docs/STATUS.md) in the shared database, created if missing.
 
 - ``play_counts``: outbox records folded into per-item counts for their local day
   when the outbox would pass ``status.outbox_max_records``; each row has its own

@@ -116,7 +116,7 @@ def _outbox(conn: sqlite3.Connection) -> dict[str, Any]:
 
 def build_status(config: Config, conn: sqlite3.Connection,
                  command_results: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    """Every heartbeat field (DESIGN.md §2 dynamic part, issue 5)."""
+    """Every heartbeat field (DESIGN.md §2 dynamic part; docs/STATUS.md)."""
     sync_raw = store.get_status(conn, "sync") or {}
     player = _player(conn)
     skew = sync_raw.get("clock_skew_s")
