@@ -5,7 +5,8 @@
     .venv/bin/python -m bench soak            # bench/soak.py (10 minutes; not in the default set)
     .venv/bin/python -m bench --list
 
-Each benchmark is its own script, run as a subprocess with this Python, its output
+Each benchmark is its own module, run as ``python -m bench.NAME`` in a subprocess from the
+project root (so ``tests.kit`` imports without editing ``sys.path``), its output
 passed through as it comes; a summary of exit codes and wall times follows. The exit
 status is 1 if any benchmark failed. Numbers go into docs/PERFORMANCE.md (by hand:
 each script prints its table) and docs/RELIABILITY.md (the soak).
@@ -54,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\n=== {name}: {path.relative_to(ROOT)} ===", flush=True)
         t0 = time.monotonic()
         try:
-            rc = subprocess.run([sys.executable, str(path)], cwd=ROOT).returncode
+            rc = subprocess.run([sys.executable, "-m", f"bench.{path.stem}"], cwd=ROOT).returncode
         except KeyboardInterrupt:
             rc = 130
         results.append((name, rc, time.monotonic() - t0))

@@ -7,7 +7,7 @@ errors, each a traceback cycle: more than the soak's link cuts make in a minute)
 the median milliseconds per collection, the ratio to the baseline and the share of one
 core at one collection a minute.
 
-    .venv/bin/python bench/bench_collect.py [--rounds 5]
+    .venv/bin/python -m bench.bench_collect [--rounds 5]
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Emergency benchmark: from the end of ``eboard publish`` to the warning on screen.
 
-    .venv/bin/python bench/bench_emergency.py                  # events and polling
-    .venv/bin/python bench/bench_emergency.py --modes events --reps 10
+    .venv/bin/python -m bench.bench_emergency                  # events and polling
+    .venv/bin/python -m bench.bench_emergency --modes events --reps 10
 
 Everything real, on loopback: ``serve-source`` on 127.0.0.1, ``eboard sync`` (daemon),
 ``eboard play`` on a private Xvfb display (xcb platform), ``eboard publish`` to the
@@ -45,12 +45,11 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 from PIL import Image, ImageGrab  # noqa: E402
 
 from content_sync.db import store  # noqa: E402
-from tests.player_helpers import Xvfb  # noqa: E402
+from tests.kit.player import Xvfb  # noqa: E402
 
 BOARD = "bench.emergency-01"
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}

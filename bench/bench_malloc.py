@@ -6,7 +6,7 @@ memory. This times what ``player/video.py`` does per frame (``bytes`` of libVLC'
 buffer, then a ``QImage`` copy) at three frame sizes, in fresh processes with and
 without ``malloc_tuning.tune()``, alternating, and prints the ratio.
 
-    .venv/bin/python bench/bench_malloc.py [--frames 300] [--rounds 3]
+    .venv/bin/python -m bench.bench_malloc [--frames 300] [--rounds 3]
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Player benchmarks, under Xvfb, each beside a baseline in the same run.
 
-    .venv/bin/python bench/bench_player.py                  # all of them
-    .venv/bin/python bench/bench_player.py coldstart ticker # some of them
+    .venv/bin/python -m bench.bench_player                  # all of them
+    .venv/bin/python -m bench.bench_player coldstart ticker # some of them
 
 1. ``coldstart``: process start to the first content frame painted, from the cache
    (``eboard play``), against a bare PySide6 program that paints one image.
@@ -32,10 +32,9 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 from content_sync.db import store  # noqa: E402
-from tests.player_helpers import Board, Xvfb, make_clip, make_config, playlist, png  # noqa: E402
+from tests.kit.player import Board, Xvfb, make_clip, make_config, playlist, png  # noqa: E402
 
 SIZE = (1280, 720)
 GEOMETRY = f"{SIZE[0]}x{SIZE[1]}+0+0"

@@ -1,7 +1,7 @@
 """Status-side benchmarks, on loopback against the reference server.
 
-    .venv/bin/python bench/bench_status.py            # all of them
-    .venv/bin/python bench/bench_status.py drain      # some of them
+    .venv/bin/python -m bench.bench_status            # all of them
+    .venv/bin/python -m bench.bench_status drain      # some of them
 
 1. ``drain``: a full outbox (``status.outbox_max_records`` = 100,000 records, what a
    box cut off for weeks holds) sent to the reference server: wall time, records per
@@ -24,14 +24,13 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 from content_sync.db import store  # noqa: E402
 from content_sync.net.http import make_session  # noqa: E402
 from content_sync.report import outbox  # noqa: E402
 from content_sync.report.status_report import build_status  # noqa: E402
 from content_sync.server.db import ServerDB  # noqa: E402
-from tests.status_helpers import (  # noqa: E402
+from tests.kit.status import (  # noqa: E402
     BOARD,
     make_config,
     make_play,

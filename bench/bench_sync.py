@@ -1,8 +1,8 @@
 """Sync benchmarks, on loopback, each beside a baseline measured in the same run.
 
-    .venv/bin/python bench/bench_sync.py            # all of them
-    .venv/bin/python bench/bench_sync.py poll parse # some of them
-    .venv/bin/python bench/bench_sync.py first --rounds 5 --capped-rounds 2
+    .venv/bin/python -m bench.bench_sync            # all of them
+    .venv/bin/python -m bench.bench_sync poll parse # some of them
+    .venv/bin/python -m bench.bench_sync first --rounds 5 --capped-rounds 2
 
 1. ``poll``: a no-change poll: requests and bytes on the wire (TCP payload both ways,
    counted by a relaying proxy), against nginx and the reference server.
@@ -42,7 +42,6 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 from PIL import Image  # noqa: E402
 
@@ -52,7 +51,7 @@ from content_sync.board.engine import Engine  # noqa: E402
 from content_sync.board.source import HttpSource  # noqa: E402
 from content_sync.db import store  # noqa: E402
 from content_sync.protocol import dsse, manifest  # noqa: E402
-from tests.sync_helpers import (  # noqa: E402
+from tests.kit.sync import (  # noqa: E402
     BOARD,
     Publisher,
     free_port,

@@ -1,6 +1,6 @@
 """Compare two tracemalloc snapshots from the soak's heap watch: what grew, and where.
 
-    .venv/bin/python bench/heapdiff.py OLD.tm NEW.tm [--top 25] [--by traceback|lineno|filename]
+    .venv/bin/python -m bench.heapdiff OLD.tm NEW.tm [--top 25] [--by traceback|lineno|filename]
 """
 
 from __future__ import annotations

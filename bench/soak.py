@@ -1,7 +1,7 @@
 """Soak: the whole box for a long while, with the source going up and down.
 
-    .venv/bin/python bench/soak.py --minutes 10            # docs/soak/soak-*.csv and .png
-    .venv/bin/python bench/soak.py --minutes 1 --out /tmp/s # a quick look
+    .venv/bin/python -m bench.soak --minutes 10            # docs/soak/soak-*.csv and .png
+    .venv/bin/python -m bench.soak --minutes 1 --out /tmp/s # a quick look
 
 The real reference server on 127.0.0.1 sits behind a relay that cuts the link
 (connection refused, open connections reset) for random spells; the real sync daemon
@@ -36,11 +36,10 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 from PIL import Image, ImageDraw  # noqa: E402
 
-from tests.reliability_helpers import (  # noqa: E402
+from tests.kit.reliability import (  # noqa: E402
     BOARD,
     box_config,
     db_bytes,
@@ -49,8 +48,8 @@ from tests.reliability_helpers import (  # noqa: E402
     start_player,
     start_sync,
 )
-from tests.status_helpers import reference_server  # noqa: E402
-from tests.sync_helpers import Publisher, make_keys  # noqa: E402
+from tests.kit.status import reference_server  # noqa: E402
+from tests.kit.sync import Publisher, make_keys  # noqa: E402
 
 COLUMNS = ["t_s", "source_up", "sync_rss_kb", "sync_fds", "sync_threads", "player_rss_kb",
            "player_fds", "player_threads", "db_bytes", "outbox", "plays_total",

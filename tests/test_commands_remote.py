@@ -18,7 +18,7 @@ from content_sync.db import player_requests, status_schema, store
 from content_sync.net.http import make_session
 from content_sync.report.remote_commands import Executor, Refused, apply_log_level, parse
 from content_sync.report.status_report import run_heartbeat_once
-from tests.status_helpers import BOARD, OPERATOR_TOKEN, make_config, reference_server, wait_until
+from tests.kit.status import BOARD, OPERATOR_TOKEN, make_config, reference_server, wait_until
 
 OP = {"Authorization": f"Bearer {OPERATOR_TOKEN}"}
 

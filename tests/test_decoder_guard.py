@@ -33,8 +33,8 @@ from content_sync.runtime import decoder_guard
 from content_sync.runtime.decoder_guard import DEATHS_TO_HOLD, HOLD_S, DecoderGuard
 from kiosk_config import load_config
 from player import video
-from tests.player_helpers import Board, make_clip, playlist, png
-from tests.reliability_helpers import (
+from tests.kit.player import Board, make_clip, playlist, png
+from tests.kit.reliability import (
     BOARD,
     ROOT,
     Proc,
@@ -44,9 +44,9 @@ from tests.reliability_helpers import (
     start_player,
     status_json,
 )
-from tests.status_helpers import reference_server, wait_until
-from tests.sync_helpers import Publisher, make_keys
-from tests.sync_helpers import png as sync_png
+from tests.kit.status import reference_server, wait_until
+from tests.kit.sync import Publisher, make_keys
+from tests.kit.sync import png as sync_png
 
 A, B = "a" * 64, "b" * 64
 

@@ -34,9 +34,9 @@ from PIL import Image, ImageGrab
 
 from content_sync.db import store
 from kiosk_config import load_config
-from tests.player_helpers import Board, Xvfb, playlist
-from tests.reliability_helpers import Proc, box_config, start_player
-from tests.status_helpers import wait_until
+from tests.kit.player import Board, Xvfb, playlist
+from tests.kit.reliability import Proc, box_config, start_player
+from tests.kit.status import wait_until
 
 pytestmark = pytest.mark.skipif(
     any(shutil.which(t) is None for t in ("Xvfb", "xrandr", "xwininfo", "xprop")),
@@ -45,7 +45,7 @@ pytestmark = pytest.mark.skipif(
 RED = (200, 20, 20)
 BLUE = (20, 20, 200)
 BLACK = (0, 0, 0)
-NAME = "Xã Pa Vệ Sủ"  # the board name of reliability_helpers.box_config
+NAME = "Xã Pa Vệ Sủ"  # the board name of tests.kit.reliability.box_config
 Rect = tuple[int, int, int, int]  # width, height, x, y
 
 

@@ -14,7 +14,7 @@ from content_sync.board.engine import Engine, SyncState
 from content_sync.board.source import HttpSource, SourceError
 from content_sync.db import store
 from content_sync.net.http import EboardSession, RedirectRefused, make_session
-from tests.sync_helpers import (
+from tests.kit.sync import (
     BOARD,
     Plan,
     Publisher,

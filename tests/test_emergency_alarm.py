@@ -25,7 +25,7 @@ import pytest
 from kiosk_config import load
 from kiosk_config.schema import Config, EmergencyConfig
 from player import alarm
-from tests.player_helpers import Board, make_config, playlist, vlc_wrappers, window_around
+from tests.kit.player import Board, make_config, playlist, vlc_wrappers, window_around
 
 ROOT = Path(__file__).resolve().parents[1]
 FULL_SCALE = 32767

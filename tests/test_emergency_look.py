@@ -18,7 +18,7 @@ from typing import Any
 
 from PySide6.QtGui import QImage
 
-from tests.player_helpers import Board, make_config, playlist, window_around
+from tests.kit.player import Board, make_config, playlist, window_around
 
 
 def tallest_text_band(img: QImage, inset: int = 6, left: int = 0) -> int:

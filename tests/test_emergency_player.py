@@ -26,7 +26,7 @@ SCRIPT = textwrap.dedent("""
     from pathlib import Path
 
     sys.path.insert(0, {root!r})
-    from tests.player_helpers import Board, make_config, playlist, window_around
+    from tests.kit.player import Board, make_config, playlist, window_around
     from PySide6.QtWidgets import QApplication
 
     app = QApplication([])

@@ -20,7 +20,7 @@ import pytest
 from PIL import Image, ImageGrab
 
 from player import video
-from tests.player_helpers import Xvfb, make_clip
+from tests.kit.player import Xvfb, make_clip
 from tests.test_emergency_e2e import (
     ENV,
     RED,

@@ -16,7 +16,7 @@ from content_sync.db import store
 from content_sync.net.http import make_session
 from content_sync.report import outbox
 from content_sync.report.status_report import run_heartbeat_once
-from tests.status_helpers import BOARD, add_plays, make_config, reference_server
+from tests.kit.status import BOARD, add_plays, make_config, reference_server
 
 DEEP = b"[" * 200_000 + b"]" * 200_000
 ANSWERS = {

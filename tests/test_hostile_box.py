@@ -30,7 +30,7 @@ from PIL import Image
 
 from content_sync.server import create_app
 from content_sync.server.tokens import Tokens
-from tests.reliability_helpers import (
+from tests.kit.reliability import (
     BOARD,
     box_config,
     check_box,
@@ -38,7 +38,7 @@ from tests.reliability_helpers import (
     listening,
     start,
 )
-from tests.status_helpers import BOARD_TOKEN, OPERATOR_TOKEN, reference_server, wait_until
+from tests.kit.status import BOARD_TOKEN, OPERATOR_TOKEN, reference_server, wait_until
 
 
 def _secrets(key_file: Path) -> dict[str, str]:

@@ -25,9 +25,9 @@ from content_sync.protocol import dsse
 from kiosk_config import load_config
 from player import content
 from player.window import PlayerWindow
-from tests.player_helpers import Board, make_config, playlist
-from tests.reliability_helpers import BOARD, box_config, check_box
-from tests.sync_helpers import Publisher, StaticApp, make_keys, png, serve_wsgi
+from tests.kit.player import Board, make_config, playlist
+from tests.kit.reliability import BOARD, box_config, check_box
+from tests.kit.sync import Publisher, StaticApp, make_keys, png, serve_wsgi
 
 
 def test_man_in_the_middle_serves_one_bad_manifest_after_another(tmp_path: Path) -> None:

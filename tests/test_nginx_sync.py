@@ -13,7 +13,7 @@ import requests
 
 from content_sync.board.engine import Engine
 from content_sync.db import store
-from tests.sync_helpers import (
+from tests.kit.sync import (
     BOARD,
     Publisher,
     big_bmp,

@@ -14,7 +14,7 @@ from pathlib import Path
 from content_sync.db import status_schema, store
 from content_sync.net.http import make_session
 from content_sync.report import outbox
-from tests.status_helpers import (
+from tests.kit.status import (
     BOARD,
     add_plays,
     free_port,
@@ -145,7 +145,7 @@ def test_records_in_flight_are_never_folded(tmp_path: Path) -> None:
 def test_server_deduplicates_and_refuses_malformed_records(tmp_path: Path) -> None:
     import requests
 
-    from tests.status_helpers import BOARD_TOKEN, make_play
+    from tests.kit.status import BOARD_TOKEN, make_play
 
     with reference_server(tmp_path / "source") as srv:
         url = f"{srv.url}boards/{BOARD}/plays"
@@ -173,7 +173,7 @@ import sys, time, uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from content_sync.db import store
-from tests.status_helpers import make_play
+from tests.kit.status import make_play
 conn = store.connect(Path(sys.argv[1]))
 i = 0
 while True:

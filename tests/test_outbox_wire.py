@@ -14,7 +14,7 @@ from content_sync.net.http import make_session
 from content_sync.report import outbox
 from content_sync.report.status_report import run_heartbeat_once
 from content_sync.server.reports import MAX_PLAYS_BYTES
-from tests.status_helpers import BOARD, BOARD_TOKEN, add_plays, make_config, reference_server
+from tests.kit.status import BOARD, BOARD_TOKEN, add_plays, make_config, reference_server
 
 AUTH = {"Authorization": f"Bearer {BOARD_TOKEN}"}
 

@@ -12,7 +12,7 @@ from PySide6.QtGui import QColor
 from pytestqt.qtbot import QtBot
 
 from player.window import PlayerWindow
-from tests.player_helpers import Board, make_config, playlist
+from tests.kit.player import Board, make_config, playlist
 
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
 

@@ -16,7 +16,7 @@ from content_sync.protocol.manifest import Item, Playlist
 from player import fonts, images, look, slides
 from player.bands import Ticker
 from player.window import PlayerWindow
-from tests.player_helpers import Board, make_config, playlist
+from tests.kit.player import Board, make_config, playlist
 
 
 def two_tone(size: tuple[int, int] = (100, 50)) -> Image.Image:

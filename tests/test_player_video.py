@@ -14,7 +14,7 @@ from pytestqt.qtbot import QtBot
 
 from player import video
 from player.window import PlayerWindow
-from tests.player_helpers import Board, Xvfb, make_clip, make_config, playlist, png
+from tests.kit.player import Board, Xvfb, make_clip, make_config, playlist, png
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = [

@@ -26,7 +26,7 @@ from pytestqt.qtbot import QtBot
 from content_sync.runtime.decoder_guard import CLIP_NOTE
 from player import video
 from player.window import PlayerWindow
-from tests.player_helpers import Board, make_clip, make_config, playlist, vlc_wrappers
+from tests.kit.player import Board, make_clip, make_config, playlist, vlc_wrappers
 
 pytestmark = [
     pytest.mark.video,

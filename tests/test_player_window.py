@@ -14,7 +14,7 @@ from pytestqt.qtbot import QtBot
 
 from player import look
 from player.window import PlayerWindow
-from tests.player_helpers import Board, make_config, playlist, png
+from tests.kit.player import Board, make_config, playlist, png
 
 ROOT = Path(__file__).resolve().parents[1]
 

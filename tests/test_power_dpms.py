@@ -14,7 +14,7 @@ import subprocess
 import pytest
 
 from player import power
-from tests.player_helpers import Xvfb
+from tests.kit.player import Xvfb
 
 pytestmark = pytest.mark.skipif(shutil.which("xset") is None, reason="xset not installed")
 

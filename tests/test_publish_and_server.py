@@ -21,7 +21,7 @@ from content_sync.publish.build import PublishError, prepare, write_to_folder
 from content_sync.publish.remote import upload
 from content_sync.server import create_app
 from content_sync.server.tokens import Tokens
-from tests.status_helpers import stop_waitress
+from tests.kit.status import stop_waitress
 
 BOARD = "test.board-01"
 
@@ -200,7 +200,7 @@ def test_stopping_the_test_server_ends_its_io_loop_with_connections_open(
         tmp_path: Path) -> None:
     """The harness's server must leave no thread selecting on closed descriptors: with an
     idle keep-alive connection and a long-poll open, its I/O loop thread ends at stop."""
-    from tests.status_helpers import BOARD, BOARD_TOKEN, reference_server
+    from tests.kit.status import BOARD, BOARD_TOKEN, reference_server
 
     auth = {"Authorization": f"Bearer {BOARD_TOKEN}"}
     answers: list[int] = []

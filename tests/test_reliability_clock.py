@@ -18,7 +18,7 @@ import pytest
 from pytestqt.qtbot import QtBot
 
 from player.window import PlayerWindow
-from tests.player_helpers import Board, make_config, playlist
+from tests.kit.player import Board, make_config, playlist
 
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
 ITEM_S = 0.3

@@ -35,9 +35,9 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from content_sync.db import store
-from tests.reliability_helpers import box_config, start_player, start_sync
-from tests.status_helpers import BOARD, reference_server, wait_until
-from tests.sync_helpers import Publisher, make_keys
+from tests.kit.reliability import box_config, start_player, start_sync
+from tests.kit.status import BOARD, reference_server, wait_until
+from tests.kit.sync import Publisher, make_keys
 
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
 ITEM_S = 1.0

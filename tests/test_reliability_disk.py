@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from content_sync.db import store
-from tests.reliability_helpers import (
+from tests.kit.reliability import (
     BOARD,
     box_config,
     can_mount,
@@ -23,7 +23,7 @@ from tests.reliability_helpers import (
     status_json,
     tmpfs,
 )
-from tests.sync_helpers import Publisher, StaticApp, big_bmp, make_keys, png, serve_wsgi
+from tests.kit.sync import Publisher, StaticApp, big_bmp, make_keys, png, serve_wsgi
 
 needs_root = pytest.mark.skipif(not can_mount(), reason="mounting a tmpfs needs root")
 

@@ -21,9 +21,9 @@ import pytest
 
 from content_sync.db import store
 from kiosk_config import load_config
-from tests.player_helpers import Board, playlist, png
-from tests.reliability_helpers import box_config, check_box, start_player
-from tests.status_helpers import wait_until
+from tests.kit.player import Board, playlist, png
+from tests.kit.reliability import box_config, check_box, start_player
+from tests.kit.status import wait_until
 
 pytestmark = pytest.mark.skipif(shutil.which("Xvfb") is None, reason="Xvfb is not installed")
 

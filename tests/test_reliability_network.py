@@ -23,7 +23,7 @@ from content_sync.db import store
 from content_sync.net.http import make_session
 from kiosk_config import load_config
 from player import content
-from tests.reliability_helpers import (
+from tests.kit.reliability import (
     BOARD,
     box_config,
     check_box,
@@ -32,8 +32,8 @@ from tests.reliability_helpers import (
     start_sync,
     status_json,
 )
-from tests.status_helpers import reference_server, wait_until
-from tests.sync_helpers import (
+from tests.kit.status import reference_server, wait_until
+from tests.kit.sync import (
     Plan,
     Publisher,
     StaticApp,

@@ -22,15 +22,15 @@ from pathlib import Path
 import pytest
 
 from content_sync.db import store
-from tests.reliability_helpers import (
+from tests.kit.reliability import (
     box_config,
     box_play_ids,
     check_box,
     start_player,
     start_sync,
 )
-from tests.status_helpers import BOARD, reference_server, wait_until
-from tests.sync_helpers import Publisher, big_bmp, make_keys
+from tests.kit.status import BOARD, reference_server, wait_until
+from tests.kit.sync import Publisher, big_bmp, make_keys
 
 
 def _server_ids(srv_db: object) -> list[str]:

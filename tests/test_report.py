@@ -15,7 +15,7 @@ from pathlib import Path
 from content_sync.db import store
 from content_sync.net.http import make_session
 from content_sync.report import outbox
-from tests.status_helpers import make_config, make_play, reference_server
+from tests.kit.status import make_config, make_play, reference_server
 
 ROOT = Path(__file__).resolve().parents[1]
 

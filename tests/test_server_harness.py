@@ -14,7 +14,7 @@ from pathlib import Path
 
 import requests
 
-from tests.status_helpers import reference_server, slow_after
+from tests.kit.status import reference_server, slow_after
 
 
 def test_a_held_back_answer_does_not_outlive_its_server(tmp_path: Path) -> None:

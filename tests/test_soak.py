@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.mark.soak
 @pytest.mark.timeout(900)
 def test_soak_short(tmp_path: Path) -> None:
-    r = subprocess.run([sys.executable, str(ROOT / "bench" / "soak.py"), "--minutes", "4",
+    r = subprocess.run([sys.executable, "-m", "bench.soak", "--minutes", "4",
                         "--publish-every", "30", "--sample", "2", "--out",
                         str(tmp_path / "soak")], capture_output=True, text=True, cwd=ROOT,
                        timeout=840)
@@ -55,7 +55,7 @@ def _slope_mb_per_min(csv_path: Path, column: str, after_s: float) -> float:
 @pytest.mark.soak
 @pytest.mark.timeout(900)
 def test_player_memory_is_flat_with_a_clip_in_the_playlist(tmp_path: Path) -> None:
-    r = subprocess.run([sys.executable, str(ROOT / "bench" / "soak.py"), "--minutes", "6",
+    r = subprocess.run([sys.executable, "-m", "bench.soak", "--minutes", "6",
                         "--publish-every", "0", "--no-flap", "--sample", "3", "--out",
                         str(tmp_path / "soak")], capture_output=True, text=True, cwd=ROOT,
                        timeout=840)
@@ -87,7 +87,7 @@ def test_a_soak_stopped_with_sigterm_stops_the_box_and_cleans_up(tmp_path: Path)
 
     tmp = tmp_path / "tmp"
     tmp.mkdir()
-    p = subprocess.Popen([sys.executable, str(ROOT / "bench" / "soak.py"), "--minutes", "10",
+    p = subprocess.Popen([sys.executable, "-m", "bench.soak", "--minutes", "10",
                           "--no-video", "--no-flap", "--out", str(tmp_path / "s")],
                          cwd=ROOT, env={**os.environ, "TMPDIR": str(tmp)},
                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

@@ -11,7 +11,7 @@ import requests
 
 from content_sync.daemon import Daemon
 from content_sync.db import player_requests, store
-from tests.status_helpers import (
+from tests.kit.status import (
     BOARD,
     OPERATOR_TOKEN,
     add_plays,

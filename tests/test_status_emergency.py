@@ -22,7 +22,7 @@ from content_sync.report.status_report import run_heartbeat_once
 from content_sync.server import status_page
 from player import look
 from player.records import Writer
-from tests.status_helpers import BOARD, make_config, reference_server
+from tests.kit.status import BOARD, make_config, reference_server
 
 ROOT = Path(__file__).resolve().parents[1]
 HEADLINE = "CẢNH BÁO LŨ QUÉT"

@@ -20,7 +20,7 @@ from content_sync.net.http import make_session
 from content_sync.report import screenshot_upload
 from content_sync.report.status_report import run_heartbeat_once
 from player.records import Writer
-from tests.status_helpers import BOARD, BOARD_TOKEN, make_config, reference_server
+from tests.kit.status import BOARD, BOARD_TOKEN, make_config, reference_server
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 

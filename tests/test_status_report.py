@@ -17,7 +17,7 @@ from content_sync.report import sysinfo
 from content_sync.report.status_report import build_status, run_heartbeat_once
 from kiosk_config import load_config
 from player.records import Writer
-from tests.status_helpers import BOARD, add_plays, make_config, reference_server
+from tests.kit.status import BOARD, add_plays, make_config, reference_server
 
 ROOT = Path(__file__).resolve().parents[1]
 REQUIRED = {
@@ -176,7 +176,7 @@ def test_heartbeat_carries_past_refusals_to_the_province(tmp_path: Path) -> None
     import requests
 
     from content_sync.board.engine import Engine, SyncState
-    from tests.sync_helpers import Publisher, make_keys
+    from tests.kit.sync import Publisher, make_keys
 
     key, pubkey = make_keys(tmp_path / "keys")
     stranger, _ = make_keys(tmp_path / "stranger")

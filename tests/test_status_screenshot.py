@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from tests.player_helpers import Xvfb, make_clip
+from tests.kit.player import Xvfb, make_clip
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -77,7 +77,7 @@ def test_screenshot_command_answered_by_the_real_player_window(tmp_path: Path,
     from content_sync.report.remote_commands import Executor
     from player.capture import poll_player_requests
     from player.window import PlayerWindow
-    from tests.player_helpers import Board, make_config, playlist, png
+    from tests.kit.player import Board, make_config, playlist, png
 
     board = Board(make_config(tmp_path))
     red = board.add_media(png((220, 20, 20), (64, 48)))

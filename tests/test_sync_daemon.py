@@ -25,7 +25,7 @@ from content_sync.server.app import create_app
 from content_sync.server.db import ServerDB
 from content_sync.server.tokens import Tokens
 from kiosk_config import load_config
-from tests.sync_helpers import (
+from tests.kit.sync import (
     BOARD,
     Publisher,
     StaticApp,

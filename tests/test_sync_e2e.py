@@ -12,7 +12,7 @@ from pathlib import Path
 import requests
 
 from content_sync.db import store
-from tests.sync_helpers import BOARD, free_port, wait_until, write_config
+from tests.kit.sync import BOARD, free_port, wait_until, write_config
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}

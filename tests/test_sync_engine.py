@@ -17,7 +17,7 @@ import pytest
 from content_sync.board.engine import Engine, SyncResult, SyncState
 from content_sync.db import store
 from kiosk_config import Config
-from tests.sync_helpers import (
+from tests.kit.sync import (
     BOARD,
     Publisher,
     Served,

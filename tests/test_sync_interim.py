@@ -20,7 +20,7 @@ from content_sync.board.engine import Engine, SyncResult, SyncState
 from content_sync.db import store
 from content_sync.protocol import manifest as mf
 from kiosk_config import Config
-from tests.sync_helpers import Publisher, big_bmp, make_keys, png, serve_wsgi, write_config
+from tests.kit.sync import Publisher, big_bmp, make_keys, png, serve_wsgi, write_config
 
 EMERGENCY = {"id": "khan-cap", "title": "Cảnh báo lũ quét", "priority": "emergency",
              "risk_level": 4,

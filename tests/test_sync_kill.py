@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from content_sync.db import store
-from tests.sync_helpers import (
+from tests.kit.sync import (
     Publisher,
     StaticApp,
     big_bmp,

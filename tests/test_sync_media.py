@@ -13,7 +13,7 @@ from content_sync.board import media_check
 from content_sync.board.engine import Engine, SyncState
 from content_sync.board.media_check import ContentRefused
 from content_sync.db import store
-from tests.sync_helpers import Publisher, StaticApp, make_keys, mp4, png, serve_wsgi, write_config
+from tests.kit.sync import Publisher, StaticApp, make_keys, mp4, png, serve_wsgi, write_config
 
 
 def _bomb() -> bytes:

@@ -18,7 +18,7 @@ from content_sync.db import damaged, store
 from kiosk_config import Config
 from player import content
 from player.records import Writer
-from tests.sync_helpers import (
+from tests.kit.sync import (
     Publisher,
     Served,
     StaticApp,

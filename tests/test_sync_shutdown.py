@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from content_sync.db import store
-from tests.sync_helpers import (
+from tests.kit.sync import (
     Plan,
     Publisher,
     big_bmp,

@@ -8,8 +8,8 @@ import pytest
 
 from content_sync.board.engine import Engine, SyncState
 from content_sync.db import store
-from tests.sync_helpers import BOARD, Plan, Publisher, make_keys, misbehaving, png, self_signed
-from tests.sync_helpers import write_config as cfg
+from tests.kit.sync import BOARD, Plan, Publisher, make_keys, misbehaving, png, self_signed
+from tests.kit.sync import write_config as cfg
 
 
 def _plan(pub: Publisher, prefix: str = "") -> Plan:

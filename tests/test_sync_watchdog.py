@@ -15,7 +15,7 @@ import pytest
 
 from content_sync.daemon import Daemon
 from content_sync.db import store
-from tests.sync_helpers import Publisher, make_keys, png, wait_until, write_config
+from tests.kit.sync import Publisher, make_keys, png, wait_until, write_config
 
 
 def _pings(sock: socket.socket, seconds: float) -> int:

@@ -3,7 +3,7 @@
 A box here is a config file, a cache directory with the shared SQLite database, the
 sync daemon (``eboard sync``) and the player (``eboard play``, Qt offscreen or on an
 Xvfb display), each a real subprocess that a test can kill with SIGKILL. The source is
-the real reference server (``tests.status_helpers.reference_server``), optionally
+the real reference server (``tests.kit.status.reference_server``), optionally
 behind :class:`FlakyLink`, a TCP relay that a test can cut and restore.
 """
 
@@ -26,8 +26,8 @@ from typing import IO, Any
 
 from content_sync.db import store
 
-ROOT = Path(__file__).resolve().parents[1]
-BOARD = "test.status-01"          # the board tests.status_helpers' server knows
+ROOT = Path(__file__).resolve().parents[2]
+BOARD = "test.status-01"          # the board tests.kit.status' server knows
 BOARD_TOKEN = "board-secret-token"  # its token there
 
 

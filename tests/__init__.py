@@ -1,0 +1,1 @@
+"""eboard's test suite; shared helpers are in :mod:`tests.kit`."""

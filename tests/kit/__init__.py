@@ -1,0 +1,11 @@
+"""The test kit: helpers shared by the tests and the benchmarks, real parts only.
+
+- ``sync``         a publisher with Ed25519 keys, manifests, media, HTTP sources that misbehave;
+- ``player``       a board's database with an activated manifest, images, Xvfb;
+- ``status``       the reference source server on 127.0.0.1 (waitress), waiting helpers;
+- ``reliability``  the box's two real processes, power cuts, network cuts, disk faults.
+
+Import a module of the kit (``from tests.kit.sync import Publisher``); ``tests`` is a
+package, so the tests, ``python -m bench`` and the fuzzers find it from the project root
+without editing ``sys.path``.
+"""
