@@ -11,9 +11,10 @@ import hashlib
 import logging
 import os
 import sqlite3
+from collections.abc import Mapping
 from pathlib import Path
 
-from content_sync.board import durability
+from content_sync.board import durability, plan
 from content_sync.db import store
 from content_sync.protocol import SHA256_RE, MediaInfo
 
@@ -34,24 +35,20 @@ def evict(conn: sqlite3.Connection, cache_dir: Path, sha: str) -> None:
 
 def make_room(conn: sqlite3.Connection, cache_dir: Path, needed: int, quota: int,
               keep: set[str]) -> bool:
-    """Evict unreferenced media (LRU first) until ``needed`` more bytes fit in ``quota``.
+    """Evict unreferenced media (LRU first, as :func:`plan.room` decides) until ``needed``
+    more bytes fit in ``quota``.
 
     Returns whether they fit. ``keep`` is added to what the database says is referenced.
     """
-    protected = store.referenced_media(conn) | keep
-    used = store.media_bytes(conn) + partial_bytes(cache_dir)
-    if used + needed <= quota:
-        return True
-    for sha, size in store.media_by_lru(conn):
-        if used + needed <= quota:
-            break
-        if sha in protected:
-            continue
+    use = plan.CacheUse(tuple(store.media_by_lru(conn)),
+                        store.media_bytes(conn) + partial_bytes(cache_dir),
+                        frozenset(store.referenced_media(conn) | keep))
+    decided = plan.room(use, needed, quota)
+    for sha, size in decided.evict:
         evict(conn, cache_dir, sha)
-        used -= size
         log.info("evicted media %s… (%d bytes, least recently used) to stay within the "
                  "cache quota", sha[:12], size)
-    return used + needed <= quota
+    return decided.fits
 
 
 def clean_partials(cache_dir: Path, keep: set[str]) -> int:
@@ -121,3 +118,24 @@ def missing_files(conn: sqlite3.Connection, cache_dir: Path, shas: set[str]) -> 
     for s in gone:
         store.forget_media(conn, s)
     return gone
+
+
+def adopt_and_record(conn: sqlite3.Connection, cache_dir: Path,
+                     need: Mapping[str, MediaInfo]) -> set[str]:
+    """:func:`adopt` those of ``need`` found in media/, and :func:`record` them."""
+    adopted = adopt(cache_dir, dict(need))
+    record(conn, cache_dir, {s: need[s] for s in adopted})
+    return adopted
+
+
+def reconcile(conn: sqlite3.Connection, cache_dir: Path,
+              media: Mapping[str, MediaInfo]) -> frozenset[str]:
+    """Those of ``media`` in the cache, once the cache and its rows agree: a row whose file
+    is gone is dropped, a file without its row adopted by hash; then orphan files and the
+    partial downloads of media no longer missing are removed."""
+    have = store.known_media(conn) & set(media)
+    have -= missing_files(conn, cache_dir, have)
+    adopted = adopt_and_record(conn, cache_dir, {s: media[s] for s in sorted(set(media) - have)})
+    clean_orphans(conn, cache_dir)
+    clean_partials(cache_dir, keep=set(media) - have - adopted)
+    return frozenset(have | adopted)

@@ -20,7 +20,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from content_sync.board import cache, interim, repair
+from content_sync.board import cache, interim, plan, repair
 from content_sync.board.fetch import Outcome, Reporter, fetch_all
 from content_sync.board.source import Source, SourceError, SourceUnreachable, open_source
 from content_sync.db import damaged, store
@@ -185,38 +185,34 @@ class Engine:
                         "manifest was refused", m.version)
         return self._refuse(f"manifest version {m.version}", reason, m.version)
 
+    def _limits(self) -> plan.Limits:
+        return plan.Limits(self.config.source.max_media_mb, self.config.cache.quota_mb)
+
+    def _held(self) -> dict[str, str]:
+        return {sha: self.guard.reason(sha) for sha in self.guard.held()}
+
     def _complete(self, m: manifest.Manifest, verified: dsse.Verified,
                   reporter: Reporter | None) -> SyncResult:
-        limit = self.config.source.max_media_mb * MB
-        bad = store.refused_media(self.conn)
-        for sha, info in m.media.items():
-            if sha in bad:
-                return self._refuse_pending(m, f"media {sha[:12]}… was refused: {bad[sha]}")
-            if info.size > limit:
-                return self._refuse_pending(
-                    m, f"media {sha[:12]}… is {info.size / MB:.1f} MB, above "
-                    f"source.max_media_mb = {self.config.source.max_media_mb}")
+        refusal = plan.admit(m, store.refused_media(self.conn), self._limits())
+        if refusal is not None:
+            return self._refuse_pending(m, refusal.reason)
         wanted = set(m.media)
-        have = store.known_media(self.conn) & wanted
-        have -= cache.missing_files(self.conn, self.cache_dir, have)
-        need = {sha: m.media[sha] for sha in sorted(wanted - have)}
-        adopted = cache.adopt(self.cache_dir, need)
-        cache.record(self.conn, self.cache_dir, {s: need.pop(s) for s in adopted})
-        cache.clean_orphans(self.conn, self.cache_dir)
-        cache.clean_partials(self.cache_dir, keep=set(need))
-        early = self._emergency_first(m, verified, need)
+        present = cache.reconcile(self.conn, self.cache_dir, m.media)
+        p = plan.plan(m, plan.Board(present, self._held(),
+                                    interim.due(self.conn, verified.body)))
+        if p.interim is plan.Interim.NOW:
+            interim.show(self.conn, m.version, verified.keyid, verified.body)
         outcome = None
-        if need:
-            quota = self.config.cache.quota_mb * MB
-            if not cache.make_room(self.conn, self.cache_dir,
-                                   sum(i.size for i in need.values()), quota, wanted):
+        if p.missing:
+            if not cache.make_room(self.conn, self.cache_dir, p.needed_bytes,
+                                   self._limits().quota_bytes, wanted):
                 return SyncResult(
                     SyncState.NO_SPACE,
-                    f"version {m.version} needs {sum(i.size for i in need.values()) / MB:.1f} MB "
+                    f"version {m.version} needs {p.needed_bytes / MB:.1f} MB "
                     f"more but cache.quota_mb = {self.config.cache.quota_mb} is full of content "
                     "still in use; raise cache.quota_mb", offered_version=m.version)
-            outcome = self._fetch(m, verified, need, early, reporter)
-            cache.record(self.conn, self.cache_dir, {s: need[s] for s in outcome.done})
+            outcome = self._fetch(m, verified, p, reporter)
+            cache.record(self.conn, self.cache_dir, {s: m.media[s] for s in outcome.done})
             if outcome.refused:
                 sha, reason = outcome.refused[0]
                 for s, r in outcome.refused:
@@ -231,7 +227,7 @@ class Engine:
                     f"version {m.version}; free space or lower cache.quota_mb. "
                     "Playing the active content meanwhile", offered_version=m.version,
                     errors=outcome.errors), outcome)
-            missing = [s for s in need if s not in outcome.done]
+            missing = [s for s in p.missing if s not in outcome.done]
             if missing:
                 first = outcome.errors[0] if outcome.errors else "not downloaded"
                 if self.stopping is not None and self.stopping.is_set():
@@ -278,24 +274,24 @@ class Engine:
         """The offered manifest is the active one: fetch again what it needs but lacks
         (damaged on disk); it stays active meanwhile and its other items play."""
         wanted = set(m.media)
-        need = {sha: m.media[sha] for sha in sorted(wanted - store.known_media(self.conn))}
-        if not need:
+        lost = wanted - store.known_media(self.conn)
+        if not lost:
             return SyncResult(SyncState.UP_TO_DATE, f"version {m.version} is active and the "
                               "newest the source offers", offered_version=m.version)
-        what = f"{len(need)} media of the active version {m.version}"
-        adopted = cache.adopt(self.cache_dir, need)
-        cache.record(self.conn, self.cache_dir, {s: need.pop(s) for s in adopted})
+        what = f"{len(lost)} media of the active version {m.version}"
+        adopted = cache.adopt_and_record(self.conn, self.cache_dir,
+                                         {s: m.media[s] for s in sorted(lost)})
+        # Its emergencies are on screen already: no interim, one stage.
+        p = plan.plan(m, plan.Board(frozenset((wanted - lost) | adopted), self._held()))
         outcome = None
-        if need:
-            quota = self.config.cache.quota_mb * MB
-            if not cache.make_room(self.conn, self.cache_dir,
-                                   sum(i.size for i in need.values()), quota, wanted):
+        if p.missing:
+            if not cache.make_room(self.conn, self.cache_dir, p.needed_bytes,
+                                   self._limits().quota_bytes, wanted):
                 return SyncResult(SyncState.NO_SPACE, f"{what} must be fetched again but "
                                   f"cache.quota_mb = {self.config.cache.quota_mb} is full",
                                   offered_version=m.version)
-            outcome = fetch_all(self.config, self.source, need, reporter, self.stopping,
-                                self.guard)
-            cache.record(self.conn, self.cache_dir, {s: need[s] for s in outcome.done})
+            outcome = self._fetch(m, None, p, reporter)
+            cache.record(self.conn, self.cache_dir, {s: m.media[s] for s in outcome.done})
             for sha, reason in outcome.refused + outcome.rejected:
                 self._refuse(f"media {sha[:12]}… of manifest version {m.version}", reason)
         back = adopted | (outcome.done if outcome else set())
@@ -304,7 +300,7 @@ class Engine:
                 store.bump_generation(self.conn)  # their items play again
             log.info("fetched again %d damaged media of the active version %d",
                      len(back), m.version)
-        missing = [s for s in need if outcome is None or s not in outcome.done]
+        missing = [s for s in p.missing if outcome is None or s not in outcome.done]
         if not missing:
             return self._with_counts(SyncResult(
                 SyncState.UP_TO_DATE, f"version {m.version} is active; {what} fetched again "
@@ -318,34 +314,24 @@ class Engine:
             f"on disk, wait to be fetched again ({first}); their items are skipped meanwhile",
             offered_version=m.version, errors=outcome.errors), outcome)
 
-    def _emergency_first(self, m: manifest.Manifest, verified: dsse.Verified,
-                         need: dict[str, manifest.MediaInfo]) -> set[str]:
-        """When ``m`` changes the emergencies on screen but must wait for media: the
-        emergencies' own missing media, to fetch first. With none, the interim manifest
-        (content_sync/board/interim.py) goes on screen at once."""
-        if not need or not interim.due(self.conn, verified.body):
-            return set()
-        first = interim.emergency_media(json.loads(verified.body)) & set(need)
-        if not first:
-            interim.show(self.conn, m.version, verified.keyid, verified.body)
-        return first
-
-    def _fetch(self, m: manifest.Manifest, verified: dsse.Verified,
-               need: dict[str, manifest.MediaInfo], first: set[str],
+    def _fetch(self, m: manifest.Manifest, verified: dsse.Verified | None, p: plan.SyncPlan,
                reporter: Reporter | None) -> Outcome:
-        if not first:
-            return fetch_all(self.config, self.source, need, reporter, self.stopping,
-                             self.guard)
-        early = fetch_all(self.config, self.source, {s: need[s] for s in sorted(first)},
-                          reporter, self.stopping, self.guard)
-        cache.record(self.conn, self.cache_dir, {s: need[s] for s in early.done})
-        if early.done == first:
-            interim.show(self.conn, m.version, verified.keyid, verified.body)
-        if early.disk_full or early.refused:
-            return early
-        rest = {s: i for s, i in need.items() if s not in first}
-        return early.merge(fetch_all(self.config, self.source, rest, reporter, self.stopping,
-                                     self.guard))
+        """Fetch the plan's stages in order. After the first of two (an emergency's own
+        media), what arrived is recorded and, all there, the interim goes on screen; a
+        full disk or a refused media ends the run there."""
+        out = Outcome()
+        for i, stage in enumerate(p.stages):
+            got = fetch_all(self.config, self.source, {s: m.media[s] for s in stage},
+                            reporter, self.stopping, self.guard,
+                            held={s: p.held[s] for s in stage if s in p.held})
+            out = out.merge(got)
+            if i == 0 and p.interim is plan.Interim.AFTER_FIRST and verified is not None:
+                cache.record(self.conn, self.cache_dir, {s: m.media[s] for s in got.done})
+                if got.done == set(stage):
+                    interim.show(self.conn, m.version, verified.keyid, verified.body)
+            if got.disk_full or got.refused:
+                break
+        return out
 
     @staticmethod
     def _with_counts(result: SyncResult, outcome: Any) -> SyncResult:

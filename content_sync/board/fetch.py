@@ -12,7 +12,7 @@ import functools
 import logging
 import random
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,12 +68,13 @@ def backoff(attempt: int, base: float = BACKOFF_BASE_S, cap: float = BACKOFF_CAP
 def fetch_all(config: Config, source: Source, need: dict[str, MediaInfo],
               reporter: Reporter | None = None,
               stopping: threading.Event | None = None,
-              guard: DecoderGuard | None = None) -> Outcome:
+              guard: DecoderGuard | None = None,
+              held: Mapping[str, str] | None = None) -> Outcome:
     """Download, verify and check every media in ``need`` into the cache's media/.
 
     With a ``guard``, each check (a decode in this process, for images) is noted while it
-    runs, and a file this process died decoding twice is refused without being fetched
-    (content_sync/runtime/decoder_guard.py).
+    runs (content_sync/runtime/decoder_guard.py). Those of ``need`` in ``held`` (the plan's
+    held-back files, plan.py) are refused with the reason given, without being fetched.
 
     When ``stopping`` is set (the daemon got SIGTERM), every download ends after its
     current chunk (a bandwidth-cap pause is cut short too); partial files stay for
@@ -115,8 +116,8 @@ def fetch_all(config: Config, source: Source, need: dict[str, MediaInfo],
         return guarded
 
     def one(sha: str, info: MediaInfo) -> tuple[str, str]:
-        if guard is not None and sha in guard.held():
-            return "refused", f"({info.type}) {guard.reason(sha)}"
+        if held and sha in held:
+            return "refused", held[sha]
         for attempt in range(ATTEMPTS):
             if stop.is_set() or halt.is_set():
                 return "skipped", "stopped"
