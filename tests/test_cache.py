@@ -14,7 +14,7 @@ import pytest
 from content_sync.board import cache
 from content_sync.db import store
 from content_sync.protocol.manifest import MediaInfo
-from tests.sync_helpers import noise, sha256
+from tests.kit.sync import noise, sha256
 
 KB = 1024
 

@@ -14,7 +14,7 @@ from content_sync.board.source import HttpSource
 from content_sync.db import store
 from content_sync.protocol.manifest import MediaInfo
 from kiosk_config import Config
-from tests.sync_helpers import (
+from tests.kit.sync import (
     Plan,
     StaticApp,
     misbehaving,
