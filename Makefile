@@ -69,6 +69,7 @@ fuzz: setup
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy eboard player content_sync kiosk_config fuzz
+	scripts/check-commits.sh
 
 clean:
 	rm -rf $(VENV) demo-output build *.egg-info
