@@ -10,9 +10,6 @@ those the previous release sent; tests/test_status_rows.py pins them.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated
-
-from pydantic import Field
 
 from content_sync.protocol.tolerant import Tolerant
 
@@ -98,7 +95,7 @@ class PlayerReport(Tolerant):
 
 
 class ScreenReport(Tolerant):
-    state: Annotated[ScreenState | None, Field(strict=False)] = None  # None: unknown
+    state: str | None = None  # a ScreenState (text, so a new one still reads); None: unknown
     forced_off: bool = False
 
 
@@ -142,10 +139,10 @@ class ModemReport(Tolerant):
 
 
 class OutboxReport(Tolerant):
-    records: int = 0
-    folded_counts: int = 0
+    records: int | None = None  # None: not said (a board that sent no outbox)
+    folded_counts: int | None = None
     oldest: str | None = None
-    rejected: int = 0
+    rejected: int | None = None
     last_error: str | None = None
 
 
