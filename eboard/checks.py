@@ -19,11 +19,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
 from content_sync.runtime import human
 from kiosk_config import Config, SecretFileError, read_token
+
+if TYPE_CHECKING:
+    from content_sync.db import HeartbeatDelivery
 
 OK, WARN, FAIL = "OK", "WARN", "FAIL"
 UNITS = ("eboard-x11.service", "eboard-player.service", "eboard-sync.service")
@@ -302,12 +305,8 @@ def _open_db(path: Path) -> sqlite3.Connection:
     return conn
 
 
-def _first(data: dict[str, Any], *keys: str) -> Any:
-    return next((data[k] for k in keys if data.get(k)), None)
-
-
 def check_activity(config: Config) -> list[Result]:
-    from content_sync.db import store
+    from content_sync.db import PlayerStatus, SyncStatus, rows
 
     db = config.db_path
     if not db.exists():
@@ -317,18 +316,17 @@ def check_activity(config: Config) -> list[Result]:
     try:
         conn = _open_db(db)
         try:
-            sync = store.get_status(conn, "sync") or {}
-            player = store.get_status(conn, "player") or {}
-            meta = {r["key"]: r["value"] for r in conn.execute("SELECT key, value FROM meta")}
+            sync = rows.read(conn, SyncStatus) or SyncStatus()
+            player = rows.read(conn, PlayerStatus) or PlayerStatus()
+            heartbeat = rows.heartbeat_delivery(conn)
         finally:
             conn.close()
     except sqlite3.Error as e:
         return [Result(FAIL, "sync", f"cannot read {db} ({e}); check its owner (eboard) "
                        "and the disk")]
     fresh = max(3 * config.source.poll_interval, 600)
-    last_ok = _first(sync, "last_success", "last_sync", "updated_at")
-    age = _age(last_ok)
-    state = f" (state {sync['state']}: {sync.get('reason') or ''})" if sync.get("state") else ""
+    age = _age(sync.last_success or sync.updated_at)
+    state = f" (state {sync.state}: {sync.reason or ''})" if sync.state else ""
     if age is None:
         out.append(Result(WARN, "sync", "no successful sync recorded yet" + state))
     elif age <= fresh:
@@ -339,21 +337,8 @@ def check_activity(config: Config) -> list[Result]:
     else:
         out.append(Result(FAIL, "sync", f"no successful sync for {human(age)}{state}: the "
                           "board may show stale content; check the network and the source"))
-    hb_at = _first(sync, "last_heartbeat", "last_heartbeat_at", "heartbeat_at") or _first(
-        meta, "heartbeat.last_ok", "heartbeat.delivered_at", "heartbeat.last_success")
-    hb_err = meta.get("heartbeat.last_error") or sync.get("heartbeat_error")
-    hb_age = _age(hb_at)
-    limit = 3 * config.status.heartbeat_interval + 60
-    if hb_err:
-        out.append(Result(WARN, "heartbeat", f"last heartbeat not delivered: {hb_err}"))
-    elif hb_age is not None:
-        status = OK if hb_age <= limit else WARN
-        out.append(Result(status, "heartbeat", f"last heartbeat {human(hb_age)} ago"))
-    elif "heartbeat.last_error" in meta:
-        out.append(Result(OK, "heartbeat", "last heartbeat delivered"))
-    else:
-        out.append(Result(WARN, "heartbeat", "no heartbeat recorded yet"))
-    p_age = _age(player.get("updated_at"))
+    out.append(_heartbeat(config, heartbeat))
+    p_age = _age(player.updated_at)
     if p_age is None:
         out.append(Result(WARN, "player", "the player has not written its status yet"))
     elif p_age <= 600:
@@ -361,10 +346,25 @@ def check_activity(config: Config) -> list[Result]:
     else:
         out.append(Result(WARN, "player", f"player status is {human(p_age)} old: see "
                           "'systemctl status eboard-player'"))
-    for held in player.get("clips_held") or []:  # content_sync/runtime/decoder_guard.py
-        if isinstance(held, dict):
-            out.append(Result(WARN, "clip", f"clip {str(held.get('media'))[:12]}… is held "
-                              f"back: the player died {held.get('deaths')} times with it open "
-                              f"(until {held.get('until')}); replace it at the source and see "
-                              "'journalctl -u eboard-player'"))
+    for held in player.clips_held or []:  # content_sync/runtime/decoder_guard.py
+        out.append(Result(WARN, "clip", f"clip {str(held.media)[:12]}… is held "
+                          f"back: the player died {held.deaths} times with it open "
+                          f"(until {held.until}); replace it at the source and see "
+                          "'journalctl -u eboard-player'"))
     return out
+
+
+def _heartbeat(config: Config, delivery: HeartbeatDelivery | None) -> Result:
+    """The heartbeat line: delivered (and how long ago), or the error of the last one."""
+    if delivery is None:
+        return Result(WARN, "heartbeat", "no heartbeat recorded yet")
+    delivered = _age(delivery.last_delivered)
+    if delivery.error:
+        before = "" if delivered is None else f"; last delivered {human(delivered)} ago"
+        return Result(WARN, "heartbeat", f"last heartbeat not delivered: {delivery.error}"
+                      f"{before}")
+    if delivered is None:  # the previous release recorded no time
+        return Result(OK, "heartbeat", "last heartbeat delivered")
+    limit = 3 * config.status.heartbeat_interval + 60
+    return Result(OK if delivered <= limit else WARN, "heartbeat",
+                  f"last heartbeat {human(delivered)} ago")

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from content_sync.db import damaged, store
+from content_sync.db import PlayerStatus, damaged, rows, store
 
 log = logging.getLogger(__name__)
 
@@ -69,14 +69,16 @@ class Writer:
         self._db_path = db_path
         self._retry_s = retry_s
         self._pending: deque[dict[str, Any]] = deque(maxlen=max_pending)
-        self._q: queue.Queue[tuple[str, dict[str, Any]] | None] = queue.Queue()
+        self._q: queue.Queue[tuple[str, Any] | None] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="player-records", daemon=True)
         self._thread.start()
 
     def play(self, record: dict[str, Any]) -> None:
         self._q.put(("play", record))
 
-    def status(self, data: dict[str, Any]) -> None:
+    def status(self, data: PlayerStatus | dict[str, Any]) -> None:
+        """The player's status row (player/window.py ``status()`` gives it as a dict; it is
+        typed in the writer's thread, off the GUI thread)."""
         self._q.put(("status", data))
 
     def damaged(self, sha256: str, reason: str) -> None:
@@ -96,7 +98,7 @@ class Writer:
 
     def _run(self) -> None:
         conn: sqlite3.Connection | None = None
-        status: dict[str, Any] | None = None
+        status: PlayerStatus | None = None
         bad: dict[str, str] = {}  # media the screen could not show, for the sync side
         next_try = 0.0
         failing = False
@@ -112,7 +114,7 @@ class Writer:
             elif job[0] == "play":
                 self._pending.append(job[1])
             elif job[0] == "status":
-                status = job[1]
+                status = job[1] if isinstance(job[1], PlayerStatus) else PlayerStatus.read(job[1])
             elif job[0] == "damaged" and len(bad) < 1000:
                 bad[job[1]["sha256"]] = job[1]["reason"]
             if conn is None and time.monotonic() >= next_try:
@@ -133,7 +135,7 @@ class Writer:
                     store.add_play(conn, self._pending[0])
                     self._pending.popleft()
                 if status is not None:
-                    store.set_status(conn, "player", status)
+                    rows.write(conn, status)
                     status = None
                 while bad:
                     sha, reason = next(iter(bad.items()))

@@ -25,7 +25,7 @@ STDLIB = set(sys.stdlib_module_names) | {"__future__"}
 ALLOWED: dict[str, set[str]] = {
     "kiosk_config": {"pydantic"},
     "content_sync.protocol": {"cryptography", "pydantic"},
-    "content_sync.db": {"sqlite_utils"},
+    "content_sync.db": {"content_sync.protocol", "sqlite_utils"},
     "content_sync.runtime": set(),
     "content_sync.net": {"kiosk_config", "requests", "urllib3"},
     "content_sync.board": {"content_sync.db", "content_sync.net", "content_sync.protocol",

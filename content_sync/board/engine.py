@@ -23,7 +23,7 @@ from typing import Any
 from content_sync.board import cache, interim, plan, repair
 from content_sync.board.fetch import Outcome, Reporter, fetch_all
 from content_sync.board.source import Source, SourceError, SourceUnreachable, open_source
-from content_sync.db import damaged, store
+from content_sync.db import SyncStatus, damaged, rows, store
 from content_sync.protocol import dsse, keys, manifest
 from content_sync.runtime import CHECK_NOTE, DecoderGuard
 from kiosk_config import Config
@@ -107,7 +107,7 @@ class Engine:
             if not self._guard_started:
                 self._guard_started = True
                 self.guard.start()
-            previous = store.get_status(self.conn, "sync") or {}
+            previous = rows.read(self.conn, SyncStatus) or SyncStatus()
             result = self._run(reporter)
             result.active_version = store.active_version(self.conn)
             result.pending_version = store.pending_version(self.conn)
@@ -342,40 +342,37 @@ class Engine:
 
     # --- status and logs ---------------------------------------------------------------
 
-    def _log_transition(self, previous: dict[str, Any], r: SyncResult) -> None:
+    def _log_transition(self, previous: SyncStatus, r: SyncResult) -> None:
         if r.state == SyncState.REFUSED:
             return  # already logged once by _refuse
-        if previous.get("state") == r.state and previous.get("reason") == r.reason:
+        if previous.state == r.state and previous.reason == r.reason:
             return
         level = logging.INFO if r.state == SyncState.UP_TO_DATE else logging.WARNING
         log.log(level, "sync %s: %s", r.state.value, r.reason)
         if r.clock_skew_s is not None and abs(r.clock_skew_s) > SKEW_WARN_S and \
-                previous.get("clock_warning") is None:
+                previous.clock_warning is None:
             log.warning("%s", clock_warning(r.clock_skew_s))
 
-    def _write_status(self, previous: dict[str, Any], r: SyncResult) -> None:
+    def _write_status(self, previous: SyncStatus, r: SyncResult) -> None:
         now = store.utcnow()
-        data: dict[str, Any] = {
-            "state": r.state.value,
-            "reason": r.reason,
-            "source": self.source.url,
-            "active_version": r.active_version,
-            "pending_version": r.pending_version,
-            "interim_version": store.interim_version(self.conn),
-            "offered_version": r.offered_version,
-            "last_attempt": now,
-            "last_success": now if r.ok else previous.get("last_success"),
-            "last_error": previous.get("last_error") if r.ok else r.reason,
-            "last_error_at": previous.get("last_error_at") if r.ok else now,
-            "errors": (r.errors or ([] if r.ok or not r.reason else [r.reason]))[:10],
-            "clock_skew_s": r.clock_skew_s,
-            "clock_warning": (clock_warning(r.clock_skew_s) if r.clock_skew_s is not None
-                              and abs(r.clock_skew_s) > SKEW_WARN_S else None),
-            "downloaded_bytes": r.downloaded_bytes,
-            "cache_bytes": store.media_bytes(self.conn),
-        }
+        row = SyncStatus(
+            state=r.state.value, reason=r.reason, source=self.source.url,
+            active_version=r.active_version, pending_version=r.pending_version,
+            interim_version=store.interim_version(self.conn),
+            offered_version=r.offered_version,
+            last_attempt=now,
+            last_success=now if r.ok else previous.last_success,
+            last_error=previous.last_error if r.ok else r.reason,
+            last_error_at=previous.last_error_at if r.ok else now,
+            errors=(r.errors or ([] if r.ok or not r.reason else [r.reason]))[:10],
+            clock_skew_s=r.clock_skew_s,
+            clock_warning=(clock_warning(r.clock_skew_s) if r.clock_skew_s is not None
+                           and abs(r.clock_skew_s) > SKEW_WARN_S else None),
+            downloaded_bytes=r.downloaded_bytes,
+            cache_bytes=store.media_bytes(self.conn),
+        )
         with store.transaction(self.conn):
-            store.set_status(self.conn, "sync", data)
+            rows.write(self.conn, row)
 
 
 def clock_warning(skew: float) -> str:

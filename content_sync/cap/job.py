@@ -13,7 +13,7 @@ import logging
 import sqlite3
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Literal
 from urllib.parse import urljoin, urlsplit
 
 import requests
@@ -37,7 +37,7 @@ from content_sync.cap.parse import (
     parse_document,
 )
 from content_sync.cap.to_playlist import to_playlist
-from content_sync.db import store
+from content_sync.db import CapStatus, rows, store
 from kiosk_config import Config
 
 log = logging.getLogger(__name__)
@@ -201,10 +201,10 @@ class _Poll:
 
 
 def _report(conn: sqlite3.Connection, result: PollResult, poll: _Poll | None,
-            before: dict[str, Any]) -> None:
+            before: CapStatus) -> None:
     """Record refusals and log the feed's state, only when they change."""
     refusals = poll.refusals if poll else []
-    seen = set(before.get("refusals", []))
+    seen = set(before.refusals)
     now_seen = [f"{s}: {r}" for s, r in refusals]
     new = [(s, r, line) for (s, r), line in zip(refusals, now_seen, strict=True)
            if line not in seen]
@@ -219,12 +219,12 @@ def _report(conn: sqlite3.Connection, result: PollResult, poll: _Poll | None,
     now_seen = now_seen[:MAX_REFUSALS_KEPT]
     if poll is not None and poll.not_modified:
         now_seen = list(seen)  # nothing was read again: the same refusals still stand
-    if result.error != before.get("error", ""):
+    if result.error != before.error:
         if result.error:
             log.warning("CAP feed problem: %s", result.error)
-        elif before.get("state") is not None:
+        elif before.state is not None:
             log.info("CAP feed %s read again", result.feed_url or "(off)")
-    was = set(before.get("shown", []))
+    was = set(before.shown)
     for pid in result.shown:
         if pid not in was:
             log.info("CAP alert on this board: %s %s", pid, result.titles.get(pid, ""))
@@ -235,12 +235,12 @@ def _report(conn: sqlite3.Connection, result: PollResult, poll: _Poll | None,
     validators = Validators()
     if poll is not None and not poll.deferred and result.state == "ok":
         validators = poll.since if poll.not_modified else poll.validators
-    store.set_status(conn, SOURCE, {
-        "state": result.state, "feed_url": result.feed_url, "error": result.error,
-        "shown": result.shown, "refusals": sorted(set(now_seen)),
-        "etag": validators.etag, "last_modified": validators.last_modified,
-        "checked_at": datetime.now(UTC).isoformat(timespec="seconds"),
-    })
+    rows.write(conn, CapStatus(
+        state=result.state, feed_url=result.feed_url, error=result.error,
+        shown=result.shown, refusals=sorted(set(now_seen)),
+        etag=validators.etag, last_modified=validators.last_modified,
+        checked_at=datetime.now(UTC).isoformat(timespec="seconds"),
+    ))
 
 
 def poll_once(config: Config, conn: sqlite3.Connection, now: datetime | None = None,
@@ -251,15 +251,15 @@ def poll_once(config: Config, conn: sqlite3.Connection, now: datetime | None = N
     if now.tzinfo is None:
         raise ValueError("poll_once needs an aware 'now', e.g. datetime.now(UTC)")
     alerts.ensure_table(conn)
-    before = store.get_status(conn, SOURCE) or {}
+    before = rows.read(conn, CapStatus) or CapStatus()
     if not config.cap.feed_url:
         result = PollResult("off")
         store.replace_overlays(conn, SOURCE, {})
         _report(conn, result, None, before)
         return result
     since = Validators()
-    if before.get("feed_url") == config.cap.feed_url:
-        since = Validators(before.get("etag", ""), before.get("last_modified", ""))
+    if before.feed_url == config.cap.feed_url:
+        since = Validators(before.etag, before.last_modified)
     own = session is None
     sess = session or make_session(config)
     try:

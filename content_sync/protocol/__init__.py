@@ -1,9 +1,10 @@
-"""The eboard/1 protocol, pure: the manifest's typed values, DSSE envelopes, Ed25519 keys.
+"""The eboard/1 protocol, pure: the manifest's typed values, DSSE envelopes, Ed25519 keys,
+the heartbeat document (``status``) and the tolerant base of what crosses between releases.
 
 No I/O beyond reading key files; imported by both processes and the server.
 """
 
-from content_sync.protocol import dsse, keys, manifest
+from content_sync.protocol import dsse, keys, manifest, status, tolerant
 from content_sync.protocol.keys import PRIVATE_NAME, PUBLIC_NAME, KeyFileError
 from content_sync.protocol.keys import generate as generate_keys
 from content_sync.protocol.keys import load_private as load_private_key
@@ -19,9 +20,37 @@ from content_sync.protocol.manifest import (
     Playlist,
 )
 from content_sync.protocol.manifest import parse as parse_manifest
+from content_sync.protocol.status import FORMAT as STATUS_FORMAT
+from content_sync.protocol.status import (
+    CacheReport,
+    ClockReport,
+    CommandResult,
+    DiskReport,
+    DisplayReport,
+    Emergency,
+    Heartbeat,
+    HeldClip,
+    ManifestReport,
+    MemoryReport,
+    ModemReport,
+    NetworkReport,
+    OutboxReport,
+    PlayerReport,
+    Refusal,
+    ScreenReport,
+    ScreenshotReport,
+    ScreenState,
+    SyncReport,
+)
+from content_sync.protocol.tolerant import Tolerant
 
 __all__ = [
-    "ALLOWED_TYPES", "FORMAT", "PRIVATE_NAME", "PUBLIC_NAME", "SHA256_RE", "Item", "KeyFileError",
-    "Manifest", "ManifestError", "MediaInfo", "Playlist", "dsse", "generate_keys", "keys",
-    "load_private_key", "load_trusted_keys", "manifest", "parse_manifest",
+    "ALLOWED_TYPES", "FORMAT", "PRIVATE_NAME", "PUBLIC_NAME", "SHA256_RE", "STATUS_FORMAT",
+    "CacheReport",
+    "ClockReport", "CommandResult", "DiskReport", "DisplayReport", "Emergency", "Heartbeat",
+    "HeldClip", "Item", "KeyFileError", "Manifest", "ManifestError", "ManifestReport",
+    "MediaInfo", "MemoryReport", "ModemReport", "NetworkReport", "OutboxReport", "Playlist",
+    "PlayerReport", "Refusal", "ScreenReport", "ScreenState", "ScreenshotReport", "SyncReport",
+    "Tolerant", "dsse", "generate_keys", "keys", "load_private_key", "load_trusted_keys",
+    "manifest", "parse_manifest", "status", "tolerant",
 ]

@@ -4,6 +4,9 @@ proof of play through the outbox, screenshots, remote commands, and the box's ow
 from content_sync.report import outbox, screenshot_upload, status_report
 from content_sync.report.outbox import local_day
 from content_sync.report.remote_commands import Executor
-from content_sync.report.status_report import build_status
+from content_sync.report.status_report import build_heartbeat, build_status
 
-__all__ = ["Executor", "build_status", "local_day", "outbox", "screenshot_upload", "status_report"]
+__all__ = [
+    "Executor", "build_heartbeat", "build_status", "local_day", "outbox", "screenshot_upload",
+    "status_report",
+]

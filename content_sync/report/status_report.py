@@ -17,14 +17,44 @@ from typing import Any
 
 import requests
 
-from content_sync.db import player_requests, status_schema, store
+from content_sync.db import (
+    HeartbeatDelivery,
+    PlayerClock,
+    PlayerScreen,
+    PlayerStatus,
+    PlayingNow,
+    SyncStatus,
+    player_requests,
+    rows,
+    status_schema,
+    store,
+)
+from content_sync.protocol import (
+    STATUS_FORMAT,
+    CacheReport,
+    ClockReport,
+    CommandResult,
+    DiskReport,
+    DisplayReport,
+    Heartbeat,
+    ManifestReport,
+    MemoryReport,
+    ModemReport,
+    NetworkReport,
+    OutboxReport,
+    PlayerReport,
+    Refusal,
+    ScreenReport,
+    ScreenshotReport,
+    ScreenState,
+    SyncReport,
+)
 from content_sync.report import outbox, sysinfo
 from content_sync.report.remote_commands import Executor, apply_log_level
 from kiosk_config import Config
 from kiosk_config.version import __version__ as software_version
 
 log = logging.getLogger(__name__)
-FORMAT = "eboard.status/1"
 PLAYER_STALE_S = 120  # the player rewrites its status at least this often while it runs
 
 
@@ -37,127 +67,107 @@ def _age_s(iso: str | None) -> float | None:
         return None
 
 
-def _dict(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def _player(conn: sqlite3.Connection) -> dict[str, Any]:
-    """The player's own status (player/window.py ``status()``), in the heartbeat's terms."""
-    p = store.get_status(conn, "player")
-    if p is None:
-        return {"running": None, "updated_at": None, "state": None, "item_id": None,
-                "playlist_id": None, "item_type": None, "item_since": None, "priority": None,
-                "blanked": None, "geometry": None, "clock_ok": None, "clock_reason": None,
-                "emergency": None, "error": None, "clips_held": None}
-    age = _age_s(p.get("updated_at"))
-    cur = _dict(p.get("current"))
-    screen = _dict(p.get("screen"))
-    clock = _dict(p.get("clock"))
-    geometry = None
-    if all(isinstance(screen.get(k), int) for k in ("width", "height", "x", "y")):
-        geometry = f"{screen['width']}x{screen['height']}+{screen['x']}+{screen['y']}"
-    return {
-        "running": None if age is None else (age <= PLAYER_STALE_S
-                                             and p.get("state") != "stopped"),
-        "updated_at": p.get("updated_at"),
-        "state": p.get("state"),
-        "item_id": cur.get("item_id"),
-        "playlist_id": cur.get("playlist_id"),
-        "item_type": cur.get("type"),
-        "item_since": cur.get("started_at"),
-        "priority": cur.get("priority"),
-        "blanked": screen.get("blanked"),
-        "geometry": geometry,
-        "clock_ok": clock.get("ok"),
-        "clock_reason": clock.get("reason"),
-        "emergency": p.get("emergency"),
-        "error": p.get("error"),
+def _player(conn: sqlite3.Connection) -> PlayerReport:
+    """The player's own status row, in the heartbeat's terms (all None: no row yet)."""
+    p = rows.read(conn, PlayerStatus) or PlayerStatus()
+    age = _age_s(p.updated_at)
+    cur, screen = p.current or PlayingNow(), p.screen or PlayerScreen()
+    clock = p.clock or PlayerClock()
+    return PlayerReport(
+        running=None if age is None else (age <= PLAYER_STALE_S and p.state != "stopped"),
+        updated_at=p.updated_at, state=p.state,
+        item_id=cur.item_id, playlist_id=cur.playlist_id, item_type=cur.type,
+        item_since=cur.started_at, priority=cur.priority,
+        blanked=screen.blanked, geometry=screen.geometry,
+        clock_ok=clock.ok, clock_reason=clock.reason,
+        emergency=p.emergency, error=p.error,
         # clips the player died with, held back (content_sync/runtime/decoder_guard.py)
-        "clips_held": p.get("clips_held"),
-    }
+        clips_held=p.clips_held)
 
 
-def _screen_state(conn: sqlite3.Connection, player: dict[str, Any]) -> dict[str, Any]:
+def _screen_state(conn: sqlite3.Connection, player: PlayerReport) -> ScreenReport:
     """on | blanked_by_schedule | off_by_command | None (unknown: no player status)."""
     forced_off = player_requests.screen_forced_off(conn)
     if forced_off:
-        state: str | None = "off_by_command"
-    elif player.get("blanked") is True:
-        state = "blanked_by_schedule"
-    elif player.get("blanked") is False and player.get("running"):
-        state = "on"
+        state: ScreenState | None = ScreenState.OFF_BY_COMMAND
+    elif player.blanked is True:
+        state = ScreenState.BLANKED_BY_SCHEDULE
+    elif player.blanked is False and player.running:
+        state = ScreenState.ON
     else:
         state = None  # no fresh word from the player: unknown, not guessed
-    return {"state": state, "forced_off": forced_off}
+    return ScreenReport(state=state, forced_off=forced_off)
 
 
 REFUSALS_REPORTED = 10  # the newest refusals the heartbeat carries (the box keeps 200)
 
 
-def _sync(conn: sqlite3.Connection) -> dict[str, Any]:
-    s = store.get_status(conn, "sync") or {}
-    data = {k: s.get(k) for k in ("state", "reason", "source", "last_attempt", "last_success",
-                                  "last_error", "last_error_at", "errors", "interim_version",
-                                  "updated_at")}
-    # Past refusals too (newest first, each with its time, subject and reason): a forged or
-    # rolled-back manifest that was refused and then overtaken still reaches the province.
-    data["recent_refusals"] = store.recent_refusals(conn, REFUSALS_REPORTED)
-    return data
+def _sync(conn: sqlite3.Connection, s: SyncStatus) -> SyncReport:
+    return SyncReport(
+        state=s.state, reason=s.reason, source=s.source, last_attempt=s.last_attempt,
+        last_success=s.last_success, last_error=s.last_error, last_error_at=s.last_error_at,
+        errors=s.errors, interim_version=s.interim_version, updated_at=s.updated_at,
+        # Past refusals too (newest first, each with its time, subject and reason): a forged
+        # or rolled-back manifest refused and then overtaken still reaches the province.
+        recent_refusals=[Refusal.read(r) for r in store.recent_refusals(conn, REFUSALS_REPORTED)])
 
 
-def _outbox(conn: sqlite3.Connection) -> dict[str, Any]:
+def _outbox(conn: sqlite3.Connection) -> OutboxReport:
     status_schema.ensure(conn)
     oldest = conn.execute("SELECT min(started_at) FROM plays").fetchone()[0]
     rejected = int(conn.execute("SELECT count(*) FROM plays_rejected").fetchone()[0])
-    return {"records": store.outbox_size(conn), "folded_counts": outbox.counts_waiting(conn),
-            "oldest": oldest, "rejected": rejected,
-            "last_error": store.get_meta(conn, "outbox.last_error") or None}
+    return OutboxReport(records=store.outbox_size(conn), folded_counts=outbox.counts_waiting(conn),
+                        oldest=oldest, rejected=rejected,
+                        last_error=store.get_meta(conn, "outbox.last_error") or None)
+
+
+def build_heartbeat(config: Config, conn: sqlite3.Connection,
+                    command_results: list[dict[str, Any]] | None = None) -> Heartbeat:
+    """Every heartbeat field (DESIGN.md §2 dynamic part; docs/STATUS.md)."""
+    sync = rows.read(conn, SyncStatus) or SyncStatus()
+    player = _player(conn)
+    quota_mb = config.cache.quota_mb
+    used_mb = round(store.media_bytes(conn) / 1048576, 1)
+    local = sysinfo.local_time(config.tz)
+    modem = sysinfo.modem()
+    return Heartbeat(
+        format=STATUS_FORMAT, board=config.board.id, name=config.board.name,
+        software_version=software_version,
+        sent_at=datetime.now(UTC).isoformat(timespec="milliseconds"),
+        local_time=local["local_time"], utc_offset_s=local["utc_offset_s"],
+        monotonic_s=local["monotonic_s"],
+        timezone=config.timezone, uptime_s=sysinfo.uptime_s(), boot_time=sysinfo.boot_time(),
+        heartbeat_interval_s=config.status.heartbeat_interval,
+        clock=ClockReport(synchronised=sysinfo.clock_synchronised(),
+                          skew_to_source_s=sync.clock_skew_s, warning=sync.clock_warning),
+        manifest=ManifestReport(active_version=store.active_version(conn) or None,
+                                pending_version=store.pending_version(conn),
+                                offered_version=sync.offered_version),
+        sync=_sync(conn, sync),
+        player=player,
+        screen=_screen_state(conn, player),
+        display=DisplayReport(geometry=config.display.geometry,
+                              rotation=config.display.rotation, actual=player.geometry),
+        cache=CacheReport(used_mb=used_mb, quota_mb=quota_mb,
+                          percent=round(100 * used_mb / quota_mb, 1) if quota_mb else None),
+        disk=DiskReport.read(sysinfo.disk(config.cache_dir)),
+        memory=MemoryReport.read(sysinfo.memory()),
+        cpu_temperature_c=sysinfo.cpu_temperature_c(),
+        load=sysinfo.load_average(),
+        network=NetworkReport.read(sysinfo.network()),
+        modem=None if modem is None else ModemReport.read(modem),
+        outbox=_outbox(conn),
+        screenshot=ScreenshotReport(uploaded_at=store.get_meta(conn, "screenshot.uploaded_at"),
+                                    interval_s=config.status.screenshot_interval),
+        log_level=apply_log_level(conn, config) or config.log_level,
+        command_results=[CommandResult.read(r) for r in command_results or []],
+    )
 
 
 def build_status(config: Config, conn: sqlite3.Connection,
                  command_results: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    """Every heartbeat field (DESIGN.md §2 dynamic part; docs/STATUS.md)."""
-    sync_raw = store.get_status(conn, "sync") or {}
-    player = _player(conn)
-    skew = sync_raw.get("clock_skew_s")
-    quota_mb = config.cache.quota_mb
-    used_mb = round(store.media_bytes(conn) / 1048576, 1)
-    return {
-        "format": FORMAT,
-        "board": config.board.id,
-        "name": config.board.name,
-        "software_version": software_version,
-        "sent_at": datetime.now(UTC).isoformat(timespec="milliseconds"),
-        **sysinfo.local_time(config.tz),
-        "timezone": config.timezone,
-        "uptime_s": sysinfo.uptime_s(),
-        "boot_time": sysinfo.boot_time(),
-        "heartbeat_interval_s": config.status.heartbeat_interval,
-        "clock": {"synchronised": sysinfo.clock_synchronised(),
-                  "skew_to_source_s": skew if isinstance(skew, int | float) else None,
-                  "warning": sync_raw.get("clock_warning")},
-        "manifest": {"active_version": store.active_version(conn) or None,
-                     "pending_version": store.pending_version(conn),
-                     "offered_version": sync_raw.get("offered_version")},
-        "sync": _sync(conn),
-        "player": player,
-        "screen": _screen_state(conn, player),
-        "display": {"geometry": config.display.geometry, "rotation": config.display.rotation,
-                    "actual": player.get("geometry")},
-        "cache": {"used_mb": used_mb, "quota_mb": quota_mb,
-                  "percent": round(100 * used_mb / quota_mb, 1) if quota_mb else None},
-        "disk": sysinfo.disk(config.cache_dir),
-        "memory": sysinfo.memory(),
-        "cpu_temperature_c": sysinfo.cpu_temperature_c(),
-        "load": sysinfo.load_average(),
-        "network": sysinfo.network(),
-        "modem": sysinfo.modem(),
-        "outbox": _outbox(conn),
-        "screenshot": {"uploaded_at": store.get_meta(conn, "screenshot.uploaded_at"),
-                       "interval_s": config.status.screenshot_interval},
-        "log_level": apply_log_level(conn, config) or config.log_level,
-        "command_results": command_results or [],
-    }
+    """The heartbeat's JSON body (:func:`build_heartbeat`, as sent)."""
+    return build_heartbeat(config, conn, command_results).to_json()
 
 
 @dataclass
@@ -189,22 +199,30 @@ def run_heartbeat_once(config: Config, conn: sqlite3.Connection, session: reques
         answer = resp.json()
     except (requests.RequestException, ValueError, RecursionError) as e:  # nested too deep
         error = outbox.failure(e, status_url(config))
-        _log_transition(conn, error)
+        _record_delivery(conn, error)
         return HeartbeatResult(False, error)
     executor.mark_reported([r["id"] for r in results])
-    _log_transition(conn, None)
+    _record_delivery(conn, None)
     commands = answer.get("commands") if isinstance(answer, dict) else None
     handled = executor.handle(commands or [])
     return HeartbeatResult(True, None, handled, len(results))
 
 
-def _log_transition(conn: sqlite3.Connection, error: str | None) -> None:
-    previous = store.get_meta(conn, "heartbeat.last_error") or ""
-    if (error or "") == previous:
-        return
-    if error:
+def _record_delivery(conn: sqlite3.Connection, error: str | None) -> None:
+    """Record whether this heartbeat got through (``eboard doctor``, ``eboard status``
+    read it); log only the changes."""
+    previous = rows.heartbeat_delivery(conn) or HeartbeatDelivery()
+    changed = (error or "") != (previous.error or "")
+    if changed and error:
         log.warning("heartbeat not delivered: %s", error)
-    else:
+    elif changed:
         log.info("heartbeat delivered again")
+    now = store.utcnow()
+    row = HeartbeatDelivery(
+        last_attempt=now, last_delivered=previous.last_delivered if error else now,
+        error=error or None,
+        error_since=None if not error else (previous.error_since if previous.error else now))
     with store.transaction(conn):
-        store.set_meta(conn, "heartbeat.last_error", error or "")
+        rows.write(conn, row)
+        if changed:  # what the previous release reads (a box downgraded again)
+            store.set_meta(conn, rows.LEGACY_HEARTBEAT_ERROR, error or "")

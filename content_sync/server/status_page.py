@@ -16,6 +16,7 @@ from typing import Any
 from flask import Flask, Response, render_template_string
 from markupsafe import Markup
 
+from content_sync.protocol import Heartbeat, PlayerReport
 from content_sync.runtime import human
 from content_sync.server.db import ServerDB
 
@@ -114,49 +115,42 @@ def _age(seconds: float | None) -> str:
     return f"{human(seconds)} ago"
 
 
-def _errors(status: dict[str, Any]) -> list[str]:
+def _errors(status: Heartbeat) -> list[str]:
     errors: list[str] = []
-    sync = status.get("sync") or {}
-    if sync.get("state") not in (None, "up_to_date", "idle"):
-        errors.append(f"sync {sync.get('state')}: {sync.get('reason') or ''}".strip())
-    for e in sync.get("errors") or []:
-        errors.append(str(e))
-    player = status.get("player") or {}
-    if player.get("error"):
-        errors.append(f"player: {player['error']}")
-    if player.get("running") is False:
+    sync = status.sync
+    if sync.state not in (None, "up_to_date", "idle"):
+        errors.append(f"sync {sync.state}: {sync.reason or ''}".strip())
+    errors.extend(sync.errors or [])
+    player = status.player
+    if player.error:
+        errors.append(f"player: {player.error}")
+    if player.running is False:
         errors.append("player: not running (no status for a while)")
-    held = player.get("clips_held")
-    for clip in held if isinstance(held, list) else []:  # content_sync/runtime/decoder_guard.py
-        if isinstance(clip, dict):
-            errors.append(f"player: clip {str(clip.get('media'))[:12]}… held back, the player "
-                          f"died {clip.get('deaths')} times with it open; replace it")
-    outbox = status.get("outbox") or {}
-    if outbox.get("last_error"):
-        errors.append(f"plays upload: {outbox['last_error']}")
-    clock = status.get("clock") or {}
-    if clock.get("warning"):
-        errors.append(str(clock["warning"]))
+    for clip in player.clips_held or []:  # content_sync/runtime/decoder_guard.py
+        errors.append(f"player: clip {str(clip.media)[:12]}… held back, the player "
+                      f"died {clip.deaths} times with it open; replace it")
+    if status.outbox.last_error:
+        errors.append(f"plays upload: {status.outbox.last_error}")
+    if status.clock.warning:
+        errors.append(status.clock.warning)
     return errors[:8]
 
 
-def _text(value: Any, limit: int) -> str | None:
-    if not isinstance(value, str) or not value.strip():
+def _text(value: str | None, limit: int) -> str | None:
+    if not value or not value.strip():
         return None
     value = value.strip()
     return value if len(value) <= limit else value[:limit - 1] + "…"
 
 
-def _emergency(player: dict[str, Any], online: bool, now: datetime) -> dict[str, Any] | None:
+def _emergency(player: PlayerReport, online: bool, now: datetime) -> dict[str, Any] | None:
     """The emergency a board's last heartbeat names (``player.emergency``), checked:
-    the risk level is an integer 1–5 or None, text is text and bounded."""
-    e = player.get("emergency")
-    if not isinstance(e, dict):
+    the risk level is one the page has a colour for or None, text is bounded."""
+    e = player.emergency
+    if e is None:
         return None
-    level = e.get("risk_level")
-    if isinstance(level, bool) or not isinstance(level, int) or level not in RISK_COLOURS:
-        level = None
-    since = _text(e.get("since"), 64)
+    level = e.risk_level if e.risk_level in RISK_COLOURS else None
+    since = _text(e.since, 64)
     since_age = None
     if since:
         try:
@@ -167,40 +161,39 @@ def _emergency(player: dict[str, Any], online: bool, now: datetime) -> dict[str,
             pass
     if not online:
         why = "board offline"
-    elif player.get("running") is False:
+    elif player.running is False:
         why = "player not running"
     else:
         why = ""
-    return {"headline": _text(e.get("headline"), HEADLINE_MAX), "level": level or None,
+    return {"headline": _text(e.headline, HEADLINE_MAX), "level": level or None,
             "since": since, "since_age": since_age,
-            "playlist_id": _text(e.get("playlist_id"), 120),
+            "playlist_id": _text(e.playlist_id, 120),
             "confirmed": not why, "why": why}
 
 
 def board_rows(db: ServerDB, now: datetime) -> list[dict[str, Any]]:
     rows = []
     for b in db.boards():
-        status = b["status"] or {}
+        status = Heartbeat.read(b["status"])  # the board's JSON, stored as it came
         try:
             seen = datetime.fromisoformat(b["last_seen"])
             age: float | None = (now - seen).total_seconds()
         except (TypeError, ValueError):
             age = None
-        interval = status.get("heartbeat_interval_s")
-        if not isinstance(interval, int | float) or interval <= 0:
+        interval = status.heartbeat_interval_s
+        if interval is None or interval <= 0:
             interval = DEFAULT_HEARTBEAT_S
         online = age is not None and age <= 2.5 * interval + GRACE_S
-        player = status.get("player") or {}
-        manifest = status.get("manifest") or {}
+        player, manifest = status.player, status.manifest
         rows.append({
-            "board": b["board"], "name": status.get("name") or "",
+            "board": b["board"], "name": status.name,
             "state": "online" if online else "offline",
             "last_seen": b["last_seen"], "age": _age(age),
-            "item": player.get("item_id"), "since": player.get("item_since"),
-            "screen": (status.get("screen") or {}).get("state"),
-            "active_version": manifest.get("active_version"),
-            "pending_version": manifest.get("pending_version"),
-            "outbox": (status.get("outbox") or {}).get("records"),
+            "item": player.item_id, "since": player.item_since,
+            "screen": status.screen.state,
+            "active_version": manifest.active_version,
+            "pending_version": manifest.pending_version,
+            "outbox": status.outbox.records,
             "screenshot_at": db.screenshot_at(b["board"]),
             "errors": _errors(status),
             "emergency": _emergency(player, online, now),

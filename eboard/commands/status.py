@@ -11,12 +11,14 @@ from __future__ import annotations
 import argparse
 import json
 import sqlite3
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import Any
 
-from content_sync.db import status_schema, store
-from content_sync.report import build_status
+from content_sync.db import rows, status_schema, store
+from content_sync.protocol import Heartbeat, PlayerReport, Refusal
+from content_sync.report import build_heartbeat
 from content_sync.runtime import human
 from eboard.commands.common import add_config_option, config_or_exit
 from kiosk_config import Config
@@ -39,26 +41,45 @@ def _has_status_tables(conn: sqlite3.Connection) -> bool:
     return int(row[0]) == 3
 
 
-def collect(config: Config) -> dict[str, Any]:
+@dataclass(frozen=True)
+class BoxStatus:
+    """What ``eboard status`` shows: the heartbeat the box would send now, and more."""
+
+    database: Path
+    heartbeat: Heartbeat | None = None  # None with an error
+    recent_refusals: list[Refusal] = field(default_factory=list)
+    heartbeat_error: str | None = None  # why the last heartbeat was not delivered
+    error: str | None = None  # why the database could not be read
+
+    def to_json(self) -> dict[str, Any]:
+        """``--json``: the heartbeat body, with the database and the newest refusals."""
+        if self.heartbeat is None:
+            return {"database": str(self.database), "error": self.error}
+        return {"database": str(self.database), **self.heartbeat.to_json(),
+                "recent_refusals": [r.to_json() for r in self.recent_refusals],
+                "heartbeat_error": self.heartbeat_error}
+
+
+def collect(config: Config) -> BoxStatus:
     db_path: Path = config.db_path
-    info: dict[str, Any] = {"database": str(db_path)}
     if not db_path.exists():
-        info["error"] = (f"no database at {db_path}: the sync daemon has not run yet "
-                         "(systemctl status eboard-sync), or cache.dir points elsewhere")
-        return info
+        return BoxStatus(db_path, error=(
+            f"no database at {db_path}: the sync daemon has not run yet "
+            "(systemctl status eboard-sync), or cache.dir points elsewhere"))
     try:
         conn = store.connect(db_path, readonly=True)
         try:
             if not _has_status_tables(conn):  # first run of this version: add its tables
                 status_schema.ensure(conn)
-            info.update(build_status(config, conn))
-            info["recent_refusals"] = store.recent_refusals(conn, 5)
-            info["heartbeat_error"] = store.get_meta(conn, "heartbeat.last_error") or None
+            delivery = rows.heartbeat_delivery(conn)
+            return BoxStatus(db_path, build_heartbeat(config, conn),
+                             [Refusal.read(r) for r in store.recent_refusals(conn, 5)],
+                             delivery.error if delivery else None)
         finally:
             conn.close()
     except sqlite3.Error as e:
-        info["error"] = f"cannot read {db_path}: {e}; is the disk full or the file damaged?"
-    return info
+        return BoxStatus(db_path, error=f"cannot read {db_path}: {e}; is the disk full or "
+                         "the file damaged?")
 
 
 def _line(label: str, text: Any) -> None:
@@ -103,36 +124,34 @@ def _when(iso: Any, tz: tzinfo, now: datetime) -> str:
     return f"{local} (local time, {_ago((now - t).total_seconds())})"
 
 
-def emergency_line(player: dict[str, Any], tz: tzinfo,
+def emergency_line(player: PlayerReport, tz: tzinfo,
                    now: datetime | None = None) -> tuple[bool, str]:
     """What ``eboard status`` says about an emergency: (prominent, line).
 
     Prominent lines (an emergency on screen, or one last reported by a player whose
     status is old) go to the top of the output; the quiet ones sit with the player."""
     now = now or datetime.now(UTC)
-    e = player.get("emergency")
-    if not isinstance(e, dict):
-        if player.get("running") is None:
+    e = player.emergency
+    if e is None:
+        if player.running is None:
             return False, "unknown (the player has not written its status yet)"
-        if player.get("running") is False:
+        if player.running is False:
             return False, "unknown (the player's status is stale; see 'player' above)"
         return False, "none"
-    headline = _printable(e.get("headline") or "") or "(no headline)"
-    level = e.get("risk_level")
-    level_text = (f"risk level {level}" if isinstance(level, int) and not isinstance(level, bool)
-                  else "no risk level")
-    what = (f'"{headline}" (playlist {_printable(e.get("playlist_id") or "?", 80)}, '
-            f"{level_text})")
-    alarm = e.get("alarm")
-    if isinstance(alarm, str) and alarm and alarm != "off":  # emergency.alarm = true
+    headline = _printable(e.headline or "") or "(no headline)"
+    level = e.risk_level
+    level_text = f"risk level {level}" if level is not None else "no risk level"
+    what = f'"{headline}" (playlist {_printable(e.playlist_id or "?", 80)}, {level_text})'
+    alarm = e.alarm
+    if alarm and alarm != "off":  # emergency.alarm = true
         what += f"; alarm sound: {_printable(alarm, 200)}"
-    since = _when(e.get("since"), tz, now)
-    if player.get("running"):
+    since = _when(e.since, tz, now)
+    if player.running:
         return True, f"EMERGENCY on screen since {since}: {what}"
-    if player.get("state") == "stopped":
+    if player.state == "stopped":
         why = "the player reported that it stopped"
     else:
-        age = _age_s(player.get("updated_at"), now)
+        age = _age_s(player.updated_at, now)
         old = f" ({human(age)} old)" if age is not None and age >= 0 else ""
         why = f"the player's status is stale{old}: it is not running, or hung"
     return True, (f"EMERGENCY last reported on screen since {since}: {what}; NOT CONFIRMED "
@@ -141,59 +160,59 @@ def emergency_line(player: dict[str, Any], tz: tzinfo,
 
 def run(args: argparse.Namespace) -> int:
     config = config_or_exit(args)
-    info = collect(config)
+    box = collect(config)
     if args.json:
-        info.pop("command_results", None)
-        print(json.dumps(info, ensure_ascii=False, indent=2, default=str))
-        return 0 if "error" not in info else 1
+        data = box.to_json()
+        data.pop("command_results", None)
+        print(json.dumps(data, ensure_ascii=False, indent=2, default=str))
+        return 0 if box.heartbeat is not None else 1
     _line("board", f"{config.board.id} ({config.board.name})")
-    if "error" in info:
-        _line("state", info["error"])
+    hb = box.heartbeat
+    if hb is None:
+        _line("state", box.error)
         return 1
-    p = info["player"]
+    p = hb.player
     prominent, emergency = emergency_line(p, config.tz)
     if prominent:
         print(emergency)
-    m = info["manifest"]
-    pending = f", pending {m['pending_version']}" if m["pending_version"] else ""
-    _line("active manifest", f"{m['active_version'] or 'none'}{pending}")
-    sync = info["sync"]
-    _line("sync", f"{sync.get('state') or 'not run yet'}"
-          f"{': ' + sync['reason'] if sync.get('reason') else ''} "
-          f"(last success {sync.get('last_success') or 'never'})")
-    for err in (sync.get("errors") or [])[:3]:
+    m = hb.manifest
+    pending = f", pending {m.pending_version}" if m.pending_version else ""
+    _line("active manifest", f"{m.active_version or 'none'}{pending}")
+    sync = hb.sync
+    _line("sync", f"{sync.state or 'not run yet'}"
+          f"{': ' + sync.reason if sync.reason else ''} "
+          f"(last success {sync.last_success or 'never'})")
+    for err in (sync.errors or [])[:3]:
         _line("  error", err)
-    if sync.get("last_error") and sync.get("state") != "up_to_date":
-        _line("  last error", f"{sync['last_error']} at {sync.get('last_error_at')}")
+    if sync.last_error and sync.state != "up_to_date":
+        _line("  last error", f"{sync.last_error} at {sync.last_error_at}")
     running = {True: "running", False: "NOT RUNNING (no status lately)", None: "unknown"}
-    _line("player", f"{running[p['running']]}, updated {p['updated_at'] or 'never'}")
-    _line("on screen", f"{p['item_id'] or '-'} of {p['playlist_id'] or '-'}"
-          f"{' since ' + p['item_since'] if p['item_since'] else ''}")
-    for held in p.get("clips_held") or []:
-        if isinstance(held, dict):
-            _line("  clip held back", f"{str(held.get('media'))[:12]}…: the player died "
-                  f"{held.get('deaths')} times with it open; tried again after "
-                  f"{held.get('until')}. Replace the clip at the source")
+    _line("player", f"{running[p.running]}, updated {p.updated_at or 'never'}")
+    _line("on screen", f"{p.item_id or '-'} of {p.playlist_id or '-'}"
+          f"{' since ' + p.item_since if p.item_since else ''}")
+    for held in p.clips_held or []:
+        _line("  clip held back", f"{str(held.media)[:12]}…: the player died "
+              f"{held.deaths} times with it open; tried again after "
+              f"{held.until}. Replace the clip at the source")
     if not prominent:
         _line("emergency", emergency)
-    _line("screen", info["screen"]["state"] or "unknown")
-    o = info["outbox"]
-    folded = f", {o['folded_counts']} folded daily counts" if o["folded_counts"] else ""
-    _line("outbox", f"{o['records']} proof-of-play records waiting{folded}"
-          f"{' (oldest ' + o['oldest'] + ')' if o['oldest'] else ''}")
-    if o["last_error"]:
-        _line("  upload error", o["last_error"])
-    if info["heartbeat_error"]:
-        _line("heartbeat", f"not delivered: {info['heartbeat_error']}")
-    c, d = info["cache"], info["disk"]
-    _line("cache", f"{c['used_mb']} MB of {c['quota_mb']} MB quota")
-    _line("disk free", f"{d['free_mb']} MB of {d['total_mb']} MB in {config.cache_dir}")
-    clock = info["clock"]
+    _line("screen", hb.screen.state or "unknown")
+    o = hb.outbox
+    folded = f", {o.folded_counts} folded daily counts" if o.folded_counts else ""
+    _line("outbox", f"{o.records} proof-of-play records waiting{folded}"
+          f"{' (oldest ' + o.oldest + ')' if o.oldest else ''}")
+    if o.last_error:
+        _line("  upload error", o.last_error)
+    if box.heartbeat_error:
+        _line("heartbeat", f"not delivered: {box.heartbeat_error}")
+    c, d = hb.cache, hb.disk
+    _line("cache", f"{c.used_mb} MB of {c.quota_mb} MB quota")
+    _line("disk free", f"{d.free_mb} MB of {d.total_mb} MB in {config.cache_dir}")
+    clock = hb.clock
     sync_text = {True: "synchronised", False: "NOT synchronised (check NTP)", None: "unknown"}
-    _line("clock", f"{info['local_time']} {info['timezone']}, "
-          f"{sync_text[clock['synchronised']]}")
-    if clock.get("warning"):
-        _line("  warning", clock["warning"])
-    for r in info["recent_refusals"]:
-        _line("  refused", f"{r['at']} {r['subject']}: {r['reason']}")
+    _line("clock", f"{hb.local_time} {hb.timezone}, {sync_text[clock.synchronised]}")
+    if clock.warning:
+        _line("  warning", clock.warning)
+    for r in box.recent_refusals:
+        _line("  refused", f"{r.at} {r.subject}: {r.reason}")
     return 0
