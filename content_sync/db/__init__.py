@@ -1,15 +1,17 @@
 """The one shared SQLite database of the box: the only contract between the two processes.
 
-``store`` holds manifests, media, meta, proof of play and the outbox; ``status_schema`` the
-status side's tables; ``player_requests`` what the sync side asks of the player (and back);
-``damaged`` media the player could not show. Never imports HTTP.
+``schema`` declares every table and index once, with the migrations that bring a file of
+an older release to it (``store.connect`` applies them); ``store`` holds manifests, media,
+meta, proof of play and the outbox; ``player_requests`` what the sync side asks of the
+player (and back); ``damaged`` media the player could not show. Never imports HTTP.
 """
 
-from content_sync.db import damaged, player_requests, status_schema, store
+from content_sync.db import damaged, player_requests, schema, store
 from content_sync.db.player_requests import screenshot_path
+from content_sync.db.schema import SchemaTooNew
 from content_sync.db.store import media_path, partial_dir, transaction
 
 __all__ = [
-    "damaged", "media_path", "partial_dir", "player_requests", "screenshot_path",
-    "status_schema", "store", "transaction",
+    "SchemaTooNew", "damaged", "media_path", "partial_dir", "player_requests", "schema",
+    "screenshot_path", "store", "transaction",
 ]

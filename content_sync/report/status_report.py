@@ -17,7 +17,7 @@ from typing import Any
 
 import requests
 
-from content_sync.db import player_requests, status_schema, store
+from content_sync.db import player_requests, store
 from content_sync.report import outbox, sysinfo
 from content_sync.report.remote_commands import Executor, apply_log_level
 from kiosk_config import Config
@@ -106,7 +106,6 @@ def _sync(conn: sqlite3.Connection) -> dict[str, Any]:
 
 
 def _outbox(conn: sqlite3.Connection) -> dict[str, Any]:
-    status_schema.ensure(conn)
     oldest = conn.execute("SELECT min(started_at) FROM plays").fetchone()[0]
     rejected = int(conn.execute("SELECT count(*) FROM plays_rejected").fetchone()[0])
     return {"records": store.outbox_size(conn), "folded_counts": outbox.counts_waiting(conn),

@@ -15,7 +15,7 @@ from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import Any
 
-from content_sync.db import status_schema, store
+from content_sync.db import SchemaTooNew, store
 from content_sync.report import build_status
 from content_sync.runtime import human
 from eboard.commands.common import add_config_option, config_or_exit
@@ -33,12 +33,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _has_status_tables(conn: sqlite3.Connection) -> bool:
-    row = conn.execute("SELECT count(*) FROM sqlite_master WHERE type='table' AND name IN "
-                       "('play_counts','plays_rejected','player_requests')").fetchone()
-    return int(row[0]) == 3
-
-
 def collect(config: Config) -> dict[str, Any]:
     db_path: Path = config.db_path
     info: dict[str, Any] = {"database": str(db_path)}
@@ -47,15 +41,15 @@ def collect(config: Config) -> dict[str, Any]:
                          "(systemctl status eboard-sync), or cache.dir points elsewhere")
         return info
     try:
-        conn = store.connect(db_path, readonly=True)
+        conn = store.connect(db_path)  # an older release's file: brought to this one's schema
         try:
-            if not _has_status_tables(conn):  # first run of this version: add its tables
-                status_schema.ensure(conn)
             info.update(build_status(config, conn))
             info["recent_refusals"] = store.recent_refusals(conn, 5)
             info["heartbeat_error"] = store.get_meta(conn, "heartbeat.last_error") or None
         finally:
             conn.close()
+    except SchemaTooNew as e:
+        info["error"] = str(e)
     except sqlite3.Error as e:
         info["error"] = f"cannot read {db_path}: {e}; is the disk full or the file damaged?"
     return info
