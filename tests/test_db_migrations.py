@@ -145,6 +145,22 @@ def test_a_v010_box_without_its_lazy_tables_gets_them(tmp_path: Path) -> None:
     conn.close()
 
 
+def test_a_migration_that_fails_leaves_the_file_as_it_was(tmp_path: Path) -> None:
+    """All of it, or none of it: here the last table cannot be made (its name is taken)."""
+    db = old_box(tmp_path)
+    conn = raw(db)
+    for table in LAZY:
+        conn.execute(f"DROP TABLE {table}")
+    conn.execute("CREATE INDEX cap_alerts ON plays(outcome)")
+    before = layout(conn), rows(conn)
+    conn.close()
+    with pytest.raises(sqlite3.OperationalError, match="already an index named cap_alerts"):
+        store.connect(db)
+    conn = raw(db)
+    assert (layout(conn), rows(conn)) == before and schema.stored_version(conn) == 1
+    conn.close()
+
+
 def test_a_new_file_and_a_migrated_one_have_the_same_schema(tmp_path: Path) -> None:
     conn = store.connect(old_box(tmp_path))
     assert layout(conn) == fresh_layout(tmp_path)
