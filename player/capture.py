@@ -25,7 +25,7 @@ from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QObject, Qt, QTimer
 from PySide6.QtGui import QGuiApplication, QPixmap
 from PySide6.QtWidgets import QApplication, QWidget
 
-from content_sync.db import player_requests, screenshot_path, status_schema
+from content_sync.db import player_requests, screenshot_path
 
 log = logging.getLogger(__name__)
 RESTART_EXIT_STATUS = 75
@@ -115,7 +115,6 @@ def poll_player_requests(conn: sqlite3.Connection, window: QWidget, cache_dir: P
 
 def apply_forced_off_at_start(conn: sqlite3.Connection, window: QWidget) -> bool:
     """After a restart: keep the screen off if an operator switched it off."""
-    status_schema.ensure(conn)
     off = player_requests.screen_forced_off(conn)
     setter = getattr(window, "set_forced_off", None)
     if off and setter is not None:
@@ -127,7 +126,6 @@ def install_request_poller(window: QWidget, conn: sqlite3.Connection, cache_dir:
                            width: int, interval_ms: int = 1000,
                            parent: QObject | None = None) -> QTimer:
     """A QTimer on the GUI thread that answers player requests every ``interval_ms``."""
-    status_schema.ensure(conn)
     timer = QTimer(parent or window)
     timer.setInterval(interval_ms)
 

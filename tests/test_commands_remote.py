@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import requests
 
-from content_sync.db import player_requests, status_schema, store
+from content_sync.db import player_requests, store
 from content_sync.net.http import make_session
 from content_sync.report.remote_commands import Executor, Refused, apply_log_level, parse
 from content_sync.report.status_report import run_heartbeat_once
@@ -168,7 +168,6 @@ def test_command_is_an_event_on_the_long_poll(tmp_path: Path) -> None:
 def test_expired_and_unanswered_player_requests_fail_with_a_hint(tmp_path: Path) -> None:
     config, _ = make_config(tmp_path / "box", "http://127.0.0.1:9/")
     conn = store.connect(config.db_path)
-    status_schema.ensure(conn)
     ex = Executor(config, conn)
     ex.handle([{"id": "s1", "command": "screenshot"}])
     old = (datetime.now(UTC) - timedelta(minutes=10)).isoformat()

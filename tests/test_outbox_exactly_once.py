@@ -11,7 +11,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from content_sync.db import status_schema, store
+from content_sync.db import store
 from content_sync.net.http import make_session
 from content_sync.report import outbox
 from tests.kit.status import (
@@ -75,7 +75,6 @@ def test_every_record_arrives_exactly_once(tmp_path: Path) -> None:
         os.kill(p.pid, signal.SIGKILL)
         p.wait(timeout=10)
         srv.stop()
-    status_schema.ensure(conn)
     inflight = conn.execute("SELECT count(*) FROM outbox_inflight").fetchone()[0]
     assert inflight == 500  # the batch the server has, unacknowledged on the box
     assert store.outbox_size(conn) == 1200
@@ -132,7 +131,6 @@ def test_records_in_flight_are_never_folded(tmp_path: Path) -> None:
     config, _ = make_config(tmp_path / "box", "http://127.0.0.1:9/", outbox_max_records=100)
     ids = add_plays(config.db_path, 150)
     conn = store.connect(config.db_path)
-    status_schema.ensure(conn)
     with store.transaction(conn):  # the oldest 20 were sent; the answer never came
         conn.executemany("INSERT INTO outbox_inflight(id, sent_at) VALUES (?, 'x')",
                          [(i,) for i in ids[:20]])

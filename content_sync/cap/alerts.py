@@ -31,17 +31,6 @@ KEEP_AFTER_END = timedelta(days=7)
 KEEP_TOMBSTONE = timedelta(days=30)
 
 
-def ensure_table(conn: sqlite3.Connection) -> None:
-    conn.execute(
-        "CREATE TABLE IF NOT EXISTS cap_alerts ("
-        " key TEXT PRIMARY KEY, feed TEXT NOT NULL, origin TEXT NOT NULL DEFAULT '',"
-        " state TEXT NOT NULL, msg_type TEXT NOT NULL DEFAULT '', status TEXT NOT NULL DEFAULT '',"
-        " sent TEXT NOT NULL DEFAULT '', ends TEXT NOT NULL DEFAULT '', body TEXT,"
-        " first_seen TEXT NOT NULL, updated_at TEXT NOT NULL, reason TEXT NOT NULL DEFAULT '')"
-    )
-    conn.execute("CREATE INDEX IF NOT EXISTS cap_alerts_feed ON cap_alerts(feed, state)")
-
-
 @dataclass(frozen=True)
 class StoredAlert:
     key: str

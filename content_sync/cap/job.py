@@ -250,7 +250,6 @@ def poll_once(config: Config, conn: sqlite3.Connection, now: datetime | None = N
     now = now or datetime.now(UTC)
     if now.tzinfo is None:
         raise ValueError("poll_once needs an aware 'now', e.g. datetime.now(UTC)")
-    alerts.ensure_table(conn)
     before = rows.read(conn, CapStatus) or CapStatus()
     if not config.cap.feed_url:
         result = PollResult("off")

@@ -1,12 +1,13 @@
 """The one shared SQLite database of the box: the only contract between the two processes.
 
-``store`` holds manifests, media, meta, proof of play and the outbox; ``status_schema`` the
-status side's tables; ``player_requests`` what the sync side asks of the player (and back);
-``damaged`` media the player could not show; ``rows`` the typed rows of the ``status``
-table (what each process says of itself). Never imports HTTP.
+``schema`` declares every table and index once, with the migrations that bring a file of
+an older release to it (``store.connect`` applies them); ``store`` holds manifests, media,
+meta, proof of play and the outbox; ``player_requests`` what the sync side asks of the
+player (and back); ``damaged`` media the player could not show; ``rows`` the typed rows of
+the ``status`` table (what each process says of itself). Never imports HTTP.
 """
 
-from content_sync.db import damaged, player_requests, rows, status_schema, store
+from content_sync.db import damaged, player_requests, rows, schema, store
 from content_sync.db.player_requests import screenshot_path
 from content_sync.db.rows import (
     CapStatus,
@@ -17,10 +18,11 @@ from content_sync.db.rows import (
     PlayingNow,
     SyncStatus,
 )
+from content_sync.db.schema import SchemaTooNew
 from content_sync.db.store import media_path, partial_dir, transaction
 
 __all__ = [
     "CapStatus", "HeartbeatDelivery", "PlayerClock", "PlayerScreen", "PlayerStatus",
-    "PlayingNow", "SyncStatus", "damaged", "media_path", "partial_dir", "player_requests",
-    "rows", "screenshot_path", "status_schema", "store", "transaction",
+    "PlayingNow", "SchemaTooNew", "SyncStatus", "damaged", "media_path", "partial_dir",
+    "player_requests", "rows", "schema", "screenshot_path", "store", "transaction",
 ]

@@ -14,14 +14,10 @@ import sqlite3
 
 from content_sync.db import store
 
-SCHEMA = ("CREATE TABLE IF NOT EXISTS damaged_media("
-          "sha256 TEXT PRIMARY KEY, at TEXT NOT NULL, reason TEXT NOT NULL)")
-
 
 def report(conn: sqlite3.Connection, sha256: str, reason: str) -> None:
     """Record that ``sha256`` could not be shown (one transaction; the last reason wins)."""
     with store.transaction(conn):
-        conn.execute(SCHEMA)
         conn.execute("INSERT INTO damaged_media(sha256, at, reason) VALUES (?,?,?) "
                      "ON CONFLICT(sha256) DO UPDATE SET at=excluded.at, reason=excluded.reason",
                      (sha256, store.utcnow(), reason[:500]))
@@ -29,11 +25,8 @@ def report(conn: sqlite3.Connection, sha256: str, reason: str) -> None:
 
 def take(conn: sqlite3.Connection) -> dict[str, str]:
     """The reported media (sha256 → reason), removed from the table. Reads only (no
-    write, no table made) when the player reported nothing."""
-    try:
-        if conn.execute("SELECT 1 FROM damaged_media LIMIT 1").fetchone() is None:
-            return {}
-    except sqlite3.OperationalError:  # no such table: the player never reported any
+    write) when the player reported nothing."""
+    if conn.execute("SELECT 1 FROM damaged_media LIMIT 1").fetchone() is None:
         return {}
     with store.transaction(conn):
         got = {str(r[0]): str(r[1]) for r in

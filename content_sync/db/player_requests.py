@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from content_sync.db import status_schema, store
+from content_sync.db import store
 
 PLAYER_KINDS = ("screenshot", "screen_on", "screen_off", "restart_player")
 SCREENSHOT_NAME = "screenshot.jpg"
@@ -44,7 +44,6 @@ def add(conn: sqlite3.Connection, request_id: str, kind: str,
 
 def pending(conn: sqlite3.Connection) -> list[dict[str, Any]]:
     """Requests the player has not answered yet, oldest first."""
-    status_schema.ensure(conn)
     rows = conn.execute(
         "SELECT id, kind, args, origin, created_at FROM player_requests "
         "WHERE state='pending' ORDER BY created_at, id")
@@ -52,7 +51,6 @@ def pending(conn: sqlite3.Connection) -> list[dict[str, Any]]:
 
 
 def has_pending(conn: sqlite3.Connection, kind: str) -> bool:
-    status_schema.ensure(conn)
     row = conn.execute("SELECT 1 FROM player_requests WHERE state='pending' AND kind=? LIMIT 1",
                        (kind,)).fetchone()
     return row is not None
@@ -69,7 +67,6 @@ def finish(conn: sqlite3.Connection, request_id: str, ok: bool, detail: str = ""
 
 def expire_unanswered(conn: sqlite3.Connection, timeout_s: float = PLAYER_TIMEOUT_S) -> int:
     """Fail requests the player has not answered within ``timeout_s`` (player down?)."""
-    status_schema.ensure(conn)
     cutoff = (datetime.now(UTC) - timedelta(seconds=timeout_s)).isoformat(
         timespec="milliseconds")
     with store.transaction(conn):
@@ -83,7 +80,6 @@ def expire_unanswered(conn: sqlite3.Connection, timeout_s: float = PLAYER_TIMEOU
 
 
 def answered(conn: sqlite3.Connection, origin: str = "command") -> list[dict[str, Any]]:
-    status_schema.ensure(conn)
     rows = conn.execute(
         "SELECT id, kind, state, ok, detail, done_at FROM player_requests "
         "WHERE state IN ('done','failed') AND origin=? ORDER BY done_at", (origin,))

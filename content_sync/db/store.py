@@ -16,9 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-SCHEMA_VERSION = 1
-TABLES = frozenset({"meta", "manifests", "media", "refusals", "status", "plays", "overlays",
-                    "refused_media"})
+from content_sync.db import schema
 
 
 def utcnow() -> str:
@@ -38,7 +36,9 @@ def media_path(cache_dir: Path, sha256: str) -> Path:
 
 
 def connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
-    """Open the database with WAL, a busy timeout and full durability."""
+    """Open the database with WAL, a busy timeout and full durability, brought to the
+    current schema (content_sync/db/schema.py: one read when it is there already).
+    ``readonly`` skips that (the caller only reads, and copes with a missing table)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
     conn.row_factory = sqlite3.Row
@@ -46,56 +46,12 @@ def connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=FULL")
     if not readonly:
-        ensure_schema(conn)
+        try:
+            schema.ensure(conn)
+        except BaseException:
+            conn.close()
+            raise
     return conn
-
-
-def ensure_schema(conn: sqlite3.Connection) -> None:
-    """Create the tables that are missing (add a new table's name to TABLES)."""
-    have = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    if have >= TABLES:
-        # The usual case (the sync daemon made them): skip sqlite-utils, whose import
-        # costs ~140 ms and, where numpy is installed, ~17 MB in the player.
-        return
-    import sqlite_utils
-
-    db = sqlite_utils.Database(conn)
-    with transaction(conn):
-        db.table("meta").create({"key": str, "value": str}, pk="key", if_not_exists=True)
-        db.table("manifests").create(
-            {"version": int, "board": str, "state": str, "issued_at": str,
-             "received_at": str, "keyid": str, "body": bytes, "reason": str},
-            pk="version", if_not_exists=True,
-        )
-        db.table("media").create(
-            {"sha256": str, "size": int, "type": str, "verified_at": str, "last_used": str},
-            pk="sha256", if_not_exists=True,
-        )
-        db.table("refusals").create(
-            {"id": int, "at": str, "subject": str, "reason": str},
-            pk="id", if_not_exists=True,
-        )
-        db.table("status").create(
-            {"component": str, "updated_at": str, "data": str},
-            pk="component", if_not_exists=True,
-        )
-        db.table("plays").create(
-            {"id": str, "item_id": str, "playlist_id": str, "manifest_version": int,
-             "started_at": str, "ended_at": str, "duration_s": float, "outcome": str,
-             "detail": str},
-            pk="id", if_not_exists=True,
-        )
-        db.table("overlays").create(
-            {"id": str, "source": str, "updated_at": str, "body": str},
-            pk="id", if_not_exists=True,
-        )
-        db.table("refused_media").create(
-            {"sha256": str, "at": str, "reason": str}, pk="sha256", if_not_exists=True,
-        )
-        conn.execute(
-            "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema', ?), ('generation', '0')",
-            (str(SCHEMA_VERSION),),
-        )
 
 
 @contextmanager

@@ -26,7 +26,7 @@ from typing import Any
 
 import requests
 
-from content_sync.db import status_schema, store
+from content_sync.db import store
 from content_sync.net import short_reason
 from kiosk_config import Config
 
@@ -85,7 +85,6 @@ def fold_if_needed(conn: sqlite3.Connection, max_records: int, tz: tzinfo) -> in
 
     Returns how many records were folded. Records of a batch in flight are kept.
     """
-    status_schema.ensure(conn)
     if store.outbox_size(conn) <= max_records:
         return 0
     with store.transaction(conn):
@@ -232,7 +231,6 @@ def _log_transition(conn: sqlite3.Connection, error: str | None) -> None:
 def upload_plays_once(config: Config, conn: sqlite3.Connection, session: requests.Session,
                       max_batches: int = MAX_BATCHES_PER_RUN) -> UploadResult:
     """Fold if over the bound, then send batches until the outbox is empty or a send fails."""
-    status_schema.ensure(conn)
     result = UploadResult()
     fold_if_needed(conn, config.status.outbox_max_records, config.tz)
     prune_history(conn, datetime.now(config.tz).date())
@@ -280,5 +278,4 @@ class _Refused(Exception):
 
 
 def counts_waiting(conn: sqlite3.Connection) -> int:
-    status_schema.ensure(conn)
     return int(conn.execute("SELECT count(*) FROM play_counts").fetchone()[0])

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from content_sync.db import player_requests, status_schema, store
+from content_sync.db import player_requests, store
 from kiosk_config import Config
 
 log = logging.getLogger(__name__)
@@ -101,7 +101,6 @@ class Executor:
         self.conn = conn
         self.sync_now = sync_now
         self.reboot_argv = list(reboot_argv)
-        status_schema.ensure(conn)
 
     # --- receiving --------------------------------------------------------------------
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import requests
 
-from content_sync.db import player_requests, screenshot_path, status_schema, store
+from content_sync.db import player_requests, screenshot_path, store
 from content_sync.report import outbox
 from kiosk_config import Config
 
@@ -57,7 +57,6 @@ class ScreenshotResult:
 def upload_if_new(config: Config, conn: sqlite3.Connection, session: requests.Session
                   ) -> ScreenshotResult:
     """PUT the player's latest screenshot if it has not been sent yet."""
-    status_schema.ensure(conn)
     path = screenshot_path(config.cache_dir)
     try:
         st = path.stat()

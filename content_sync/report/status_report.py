@@ -26,7 +26,6 @@ from content_sync.db import (
     SyncStatus,
     player_requests,
     rows,
-    status_schema,
     store,
 )
 from content_sync.protocol import (
@@ -113,7 +112,6 @@ def _sync(conn: sqlite3.Connection, s: SyncStatus) -> SyncReport:
 
 
 def _outbox(conn: sqlite3.Connection) -> OutboxReport:
-    status_schema.ensure(conn)
     oldest = conn.execute("SELECT min(started_at) FROM plays").fetchone()[0]
     rejected = int(conn.execute("SELECT count(*) FROM plays_rejected").fetchone()[0])
     return OutboxReport(records=store.outbox_size(conn), folded_counts=outbox.counts_waiting(conn),

@@ -42,10 +42,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _run(args: argparse.Namespace) -> int:
     malloc_tuning.tune()  # before Qt and libVLC start their threads
     config = config_or_exit(args)
+    from content_sync.db import SchemaTooNew
+
     try:
         from player.content import open_db
 
         open_db(config.db_path)[0].close()
+    except SchemaTooNew as e:
+        print(f"eboard play: {e}", file=sys.stderr)
+        return 2
     except (OSError, sqlite3.Error) as e:
         print(f"eboard play: cannot open the database {config.db_path}: {e}. Check cache.dir "
               "and that this user may write there (the player records proof of play).",

@@ -16,7 +16,7 @@ from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import Any
 
-from content_sync.db import rows, status_schema, store
+from content_sync.db import SchemaTooNew, rows, store
 from content_sync.protocol import Heartbeat, PlayerReport, Refusal
 from content_sync.report import build_heartbeat
 from content_sync.runtime import human
@@ -33,12 +33,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_config_option(p)
     p.add_argument("--json", action="store_true", help="print JSON (the heartbeat body)")
     p.set_defaults(func=run)
-
-
-def _has_status_tables(conn: sqlite3.Connection) -> bool:
-    row = conn.execute("SELECT count(*) FROM sqlite_master WHERE type='table' AND name IN "
-                       "('play_counts','plays_rejected','player_requests')").fetchone()
-    return int(row[0]) == 3
 
 
 @dataclass(frozen=True)
@@ -67,16 +61,16 @@ def collect(config: Config) -> BoxStatus:
             f"no database at {db_path}: the sync daemon has not run yet "
             "(systemctl status eboard-sync), or cache.dir points elsewhere"))
     try:
-        conn = store.connect(db_path, readonly=True)
+        conn = store.connect(db_path)  # an older release's file: brought to this one's schema
         try:
-            if not _has_status_tables(conn):  # first run of this version: add its tables
-                status_schema.ensure(conn)
             delivery = rows.heartbeat_delivery(conn)
             return BoxStatus(db_path, build_heartbeat(config, conn),
                              [Refusal.read(r) for r in store.recent_refusals(conn, 5)],
                              delivery.error if delivery else None)
         finally:
             conn.close()
+    except SchemaTooNew as e:
+        return BoxStatus(db_path, error=str(e))
     except sqlite3.Error as e:
         return BoxStatus(db_path, error=f"cannot read {db_path}: {e}; is the disk full or "
                          "the file damaged?")

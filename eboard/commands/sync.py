@@ -97,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
     # Imported here so that `eboard --help` stays quick.
     from content_sync.board import Engine
     from content_sync.daemon import Daemon
-    from content_sync.db import store
+    from content_sync.db import SchemaTooNew, store
     from content_sync.net import SourceConfigError, quiet_library_logs
     from content_sync.protocol import KeyFileError
 
@@ -110,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
             result = Engine(config, conn).sync_once(ProgressReporter(sys.stdout))
         finally:
             conn.close()
-    except (SourceConfigError, KeyFileError) as e:
+    except (SourceConfigError, KeyFileError, SchemaTooNew) as e:
         print(f"eboard sync: {e}", file=sys.stderr)
         return 2
     except (OSError, sqlite3.Error) as e:
