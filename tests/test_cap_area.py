@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from test_cap_docs import LAT, LON, POLYGON_AROUND, POLYGON_ELSEWHERE
 
 from content_sync.cap.area import (
     BoardArea,
@@ -19,6 +18,7 @@ from content_sync.cap.area import (
     parse_polygon,
 )
 from content_sync.cap.model import Area
+from tests.kit.cap import LAT, LON, POLYGON_AROUND, POLYGON_ELSEWHERE
 
 BOARD = BoardArea(position=(LAT, LON))
 

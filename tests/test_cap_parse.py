@@ -13,9 +13,9 @@ from xml.sax.saxutils import escape
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_cap_docs import BILLION_LAUGHS, CAP11, CAP12, EXTERNAL_DTD, XXE, alert, info
 
 from content_sync.cap import CapError, parse_alert, parse_document
+from tests.kit.cap import BILLION_LAUGHS, CAP11, CAP12, EXTERNAL_DTD, XXE, alert, info
 
 
 def refused(data: bytes, max_bytes: int = 4096 * 1024) -> str:

@@ -20,7 +20,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
-from test_cap_docs import (
+
+from content_sync.cap import poll_once
+from content_sync.cap.alerts import states
+from content_sync.db import store
+from content_sync.protocol.manifest import Playlist
+from kiosk_config import Config
+from tests.kit.cap import (
     BILLION_LAUGHS,
     LAT,
     LON,
@@ -36,12 +42,6 @@ from test_cap_docs import (
     key,
     rss,
 )
-
-from content_sync.cap import poll_once
-from content_sync.cap.alerts import states
-from content_sync.db import store
-from content_sync.protocol.manifest import Playlist
-from kiosk_config import Config
 
 __all__ = ["feed_server"]  # the fixture, imported for its side effect
 NOW = datetime(2026, 11, 24, 3, 0, tzinfo=UTC)  # 10:00 in Hà Nội

@@ -21,12 +21,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_cap_docs import FeedServer, feed_server
 
 from content_sync.cap import parse_document, poll_once
 from content_sync.cap.alerts import states
 from content_sync.db import store
 from kiosk_config import Config
+from tests.kit.cap import FeedServer, feed_server
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "cap"
 OASIS = DATA / "oasis-amber-alert.cap.xml"
