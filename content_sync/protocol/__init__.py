@@ -11,17 +11,23 @@ from content_sync.protocol.keys import load_trusted as load_trusted_keys
 from content_sync.protocol.manifest import (
     ALLOWED_TYPES,
     FORMAT,
+    KIND_RULES,
+    MEDIA_KINDS,
     SHA256_RE,
     Item,
+    ItemKind,
+    KindRule,
     Manifest,
     ManifestError,
     MediaInfo,
     Playlist,
+    SkippedItem,
 )
 from content_sync.protocol.manifest import parse as parse_manifest
 
 __all__ = [
-    "ALLOWED_TYPES", "FORMAT", "PRIVATE_NAME", "PUBLIC_NAME", "SHA256_RE", "Item", "KeyFileError",
-    "Manifest", "ManifestError", "MediaInfo", "Playlist", "dsse", "generate_keys", "keys",
+    "ALLOWED_TYPES", "FORMAT", "KIND_RULES", "MEDIA_KINDS", "PRIVATE_NAME", "PUBLIC_NAME",
+    "SHA256_RE", "Item", "ItemKind", "KeyFileError", "KindRule", "Manifest", "ManifestError",
+    "MediaInfo", "Playlist", "SkippedItem", "dsse", "generate_keys", "keys",
     "load_private_key", "load_trusted_keys", "manifest", "parse_manifest",
 ]
