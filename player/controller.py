@@ -27,11 +27,11 @@ from PySide6.QtGui import QImage
 
 from content_sync.db import store
 from kiosk_config import Config
-from player import content, look, power, slides
-from player.alarm import Alarm
+from player import content, look, power
 from player.clock import ClockWatch, clock_ok
 from player.composer import Composer
 from player.content import Content
+from player.emergency_on_screen import EmergencyOnScreen
 from player.held_clips import HeldClips
 from player.images import ImageError
 from player.proof import ProofOfPlay
@@ -72,7 +72,8 @@ class Controller(QObject):
         self._composer = Composer(config, self._stage)
         self._held = HeldClips(config, self._writer)  # clips the last player died with
         self._video = VideoPlayer(config, self, guard=self._held.guard)
-        self._alarm = Alarm(config.emergency)  # rings once per emergency coming on screen
+        self._emergency = EmergencyOnScreen(config)
+        self._screen = power.ScreenPower(config.display.on_hours)
         self._video.ready.connect(self._video_ready)
         self._video.failed.connect(self._video_failed)
         self._video.ended.connect(self._video_ended)
@@ -84,17 +85,13 @@ class Controller(QObject):
         self._proof = ProofOfPlay(self._writer)
         self._pending: Scene | None = None  # a clip's scene, shown at its first frame
         self._lit = Scene(ScreenMode.IDLE, look.zones(1, 1, False, False), None)
-        self._blanked = False
-        self._forced_off = False
         self._any_frame = False
         self._first_content = False
         self._item_end: float | None = None
         self._next_change: datetime | None = None
-        self._dpms = False
         self._minute = ""
         self._clockwatch = ClockWatch(self._now())
         self._started_at = wall_iso()
-        self._emergency_since: str | None = None
         self._status_due = 0.0
         self._closed = False
         self._page = 0  # the page on screen of an emergency on a strip board
@@ -127,8 +124,8 @@ class Controller(QObject):
 
     def set_forced_off(self, off: bool) -> None:
         """Screen off (or back on) by an operator's command; an emergency still shows."""
-        if off != self._forced_off:
-            self._forced_off = off
+        if off != self._screen.forced_off:
+            self._screen.forced_off = off
             log.info("screen switched %s by command", "off" if off else "on")
             self._tick()
 
@@ -155,32 +152,23 @@ class Controller(QObject):
 
     @property
     def mode(self) -> ScreenMode:
-        return ScreenMode.BLANKED if self._blanked else self._lit.mode
+        return ScreenMode.BLANKED if self._screen.blanked else self._lit.mode
 
     def status(self) -> dict[str, Any]:
         cur, rec = self._current, self._proof.on_screen
         ok, why = clock_ok(self._now(), self._content.issued_at)
         view = self._view() if self._view is not None else ViewReport(0, 0)
-        emergency = None
-        if cur is not None and cur.priority == "emergency":
-            emergency = {"playlist_id": cur.playlist.id, "since": self._emergency_since,
-                         "headline": slides.headline(cur.item, cur.playlist),
-                         "risk_level": cur.playlist.risk_level,
-                         "page": f"{self._page + 1}/{self._pages}",
-                         "alarm": self._alarm.state}
         return {
             "state": self.mode,
             "current": None if cur is None else {
                 "playlist_id": cur.playlist.id, "item_id": cur.item.id, "type": cur.item.type,
                 "priority": cur.priority,
                 "started_at": rec.started_at if rec else None},
-            "emergency": emergency,
+            "emergency": self._emergency.report(cur, self._page, self._pages),
             "manifest_version": self._content.version,
             "generation": self._content.generation,
             "screen": {"width": view.width, "height": view.height, "x": view.x, "y": view.y,
-                       "rotation": self.config.display.rotation,
-                       "blanked": self._blanked, "dpms_off": self._dpms,
-                       "forced_off": self._forced_off},
+                       "rotation": self.config.display.rotation, **self._screen.report()},
             "frames": view.frames,
             "clock": {"ok": ok, "reason": why, "jumps": self._clockwatch.jumps,
                       "timezone": self.config.timezone},
@@ -201,7 +189,7 @@ class Controller(QObject):
         self._end_timer.stop()
         self._video.close()
         self._held.stop()
-        self._alarm.close()
+        self._emergency.close()
         self._stage.prefetcher.shutdown()
         self._proof.release()
         self._finish("played", "player stopped")
@@ -258,31 +246,21 @@ class Controller(QObject):
 
     def _power(self, now: datetime) -> bool:
         """Blank outside the on-hours unless an emergency is active; True = screen on."""
-        pls = self._content.playlists
-        on = not self._forced_off and power.screen_on(self.config.display.on_hours,
-                                                      now.astimezone(self.config.tz))
-        if not on:
-            on = top_class(pls, now, self.config.tz, self._available()) == "emergency"
-        if on == (not self._blanked):
+        on = self._screen.scheduled_on(now.astimezone(self.config.tz)) or top_class(
+            self._content.playlists, now, self.config.tz, self._available()) == "emergency"
+        if on == (not self._screen.blanked):
             return on
         if on:
-            log.info("screen on")
-            self._blanked = False
+            self._screen.light()
             self._show(replace(self._lit, picture=None))  # the bands back, until the next
-            if self._dpms:
-                power.set_dpms(True)
-                self._dpms = False
             self._advance(now, "")
         else:
-            log.info("screen off (%s)", "by command" if self._forced_off
-                     else f"outside the on-hours {self.config.display.on_hours}")
             self._video.stop()
             self._pending = None
             self._proof.release()
             self._finish("played", "screen off")
-            self._blanked = True
+            self._screen.darken()
             self._show(blank(self._lit.zones))
-            self._dpms = power.set_dpms(False)
         self._status_due = 0.0
         return on
 
@@ -290,7 +268,7 @@ class Controller(QObject):
         minute = f"{now:%Y%m%d%H%M}"
         if minute != self._minute:
             self._minute = minute
-            if self._current is None and not self._blanked:
+            if self._current is None and not self._screen.blanked:
                 self._show_idle(now)
             else:
                 self.minute.emit()
@@ -352,13 +330,7 @@ class Controller(QObject):
 
     def _begin(self, choice: Choice, duration: float | None) -> None:
         """The item is on screen now: open its record and set its end."""
-        if choice.priority == "emergency":
-            if self._emergency_since is None:
-                self._emergency_since = wall_iso()
-                self._alarm.ring()
-        else:
-            self._emergency_since = None
-            self._alarm.stop()
+        self._emergency.shown(choice)
         self._current = choice
         self._proof.open(choice, self._content.version)
         self._item_end = None if duration is None else time.monotonic() + duration
@@ -414,8 +386,7 @@ class Controller(QObject):
         was_idle = self._lit.mode is ScreenMode.IDLE and self._lit.picture is not None
         self._video.stop()
         self._pending = None
-        self._emergency_since = None
-        self._alarm.stop()
+        self._emergency.left()
         self._show(self._composer.idle(self._content, now))
         if not was_idle:
             log.info("nothing scheduled: idle screen")
@@ -424,7 +395,7 @@ class Controller(QObject):
 
     def _rescene(self) -> None:
         """Re-render what is on screen for a new size or ticker, without a new record."""
-        if self._closed or self._blanked or self._content.generation < 0:
+        if self._closed or self._screen.blanked or self._content.generation < 0:
             return
         now = self._now()
         cur = self._current
