@@ -76,3 +76,35 @@ def dpms_state(xset_q: str) -> str | None:
             state = line.removeprefix("Monitor is ").strip().lower()
             return {"in standby": "standby", "in suspend": "suspend"}.get(state, state)
     return None
+
+
+class ScreenPower:
+    """Whether the screen is lit: the on-hours and an operator's command (an
+    emergency lights it anyway; the controller asks), and the monitor's DPMS."""
+
+    def __init__(self, on_hours: str) -> None:
+        self.on_hours = on_hours
+        self.forced_off = False
+        self.blanked = False
+        self.dpms_off = False
+
+    def scheduled_on(self, local: datetime) -> bool:
+        return not self.forced_off and screen_on(self.on_hours, local)
+
+    def light(self) -> None:
+        log.info("screen on")
+        self.blanked = False
+        if self.dpms_off:
+            set_dpms(True)
+            self.dpms_off = False
+
+    def darken(self) -> None:
+        """Blank (the caller shows the blank scene) and ask the monitor to sleep."""
+        log.info("screen off (%s)", "by command" if self.forced_off
+                 else f"outside the on-hours {self.on_hours}")
+        self.blanked = True
+        self.dpms_off = set_dpms(False)
+
+    def report(self) -> dict[str, bool]:
+        return {"blanked": self.blanked, "dpms_off": self.dpms_off,
+                "forced_off": self.forced_off}

@@ -29,10 +29,9 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, tzinfo
 
-from content_sync.protocol import Item, Playlist
+from content_sync.protocol import KIND_RULES, Item, Playlist
 
 CLASSES = ("emergency", "priority", "normal")
-DEFAULT_DURATION = {"image": 10.0, "text": 15.0}
 
 
 @dataclass(frozen=True)
@@ -67,7 +66,7 @@ class Decision:
 def item_duration(item: Item) -> float | None:
     if item.duration is not None:
         return float(item.duration)
-    return DEFAULT_DURATION.get(item.type)
+    return KIND_RULES[item.type].default_duration
 
 
 def _minutes(hhmm: str) -> int:

@@ -1,29 +1,45 @@
 """From a scheduling choice to a finished main-area picture, with caches.
 
 The mode decides the zones: ``normal`` content has the header band, ``emergency``
-and ``idle`` use the whole screen above the ticker.
+and ``idle`` use the whole screen above the ticker. Each item kind has its renderer
+here: a still (pictures made once, swapped in one paint) or a clip (the video
+surface); :func:`surface_of` says which, exhaustively.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
 from datetime import datetime
+from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import Any, assert_never
 
 from PySide6.QtGui import QImage
 
 from content_sync.db import store
+from content_sync.protocol import ItemKind
 from kiosk_config import Config
 from player import look, slides
 from player.images import ImageCache, ImageError, Prefetcher
+from player.scene import ScreenMode
 from player.schedule import Choice
 
 
-def mode_of(choice: Choice | None) -> str:
-    if choice is None:
-        return "idle"
-    return "emergency" if choice.priority == "emergency" else "normal"
+class Surface(Enum):
+    """How an item kind reaches the main area."""
+
+    STILL = "still"  # pictures rendered here (pages), swapped in one paint
+    CLIP = "clip"  # frames from player/video.py, the last picture held until the first
+
+
+def surface_of(kind: ItemKind) -> Surface:
+    match kind:
+        case ItemKind.IMAGE | ItemKind.TEXT:
+            return Surface.STILL
+        case ItemKind.VIDEO:
+            return Surface.CLIP
+        case _:
+            assert_never(kind)
 
 
 class Stage:
@@ -34,8 +50,8 @@ class Stage:
         self._slides: OrderedDict[Any, list[tuple[QImage, float]]] = OrderedDict()
         self._max = max_slides
 
-    def zones(self, mode: str, width: int, height: int, ticker: bool) -> look.Zones:
-        header = self.config.display.header and mode == "normal"
+    def zones(self, mode: ScreenMode, width: int, height: int, ticker: bool) -> look.Zones:
+        header = self.config.display.header and mode is ScreenMode.NORMAL
         return look.zones(width, height, header, self.config.display.ticker and ticker)
 
     def media_path(self, sha: str) -> Path:
@@ -58,18 +74,20 @@ class Stage:
             self._slides.move_to_end(key)
             return pages
         item = choice.item
-        if item.type == "image":
-            assert item.media is not None
-            d = self.config.display
-            pages = [(self.images.get(self.media_path(item.media), item.media, w, h,
-                                      d.image_fit, d.smooth_scaling), 0.0)]
-        elif item.type == "text":
-            if choice.priority == "emergency":
+        match item.type:
+            case ItemKind.IMAGE:
+                assert item.media is not None
+                d = self.config.display
+                pages = [(self.images.get(self.media_path(item.media), item.media, w, h,
+                                          d.image_fit, d.smooth_scaling), 0.0)]
+            case ItemKind.TEXT if choice.priority == "emergency":
                 pages = slides.emergency_pages(item, choice.playlist, w, h)
-            else:
+            case ItemKind.TEXT:
                 pages = [(slides.text_notice(item, choice.priority, w, h), 0.0)]
-        else:
-            raise ImageError(f"{item.type} items have no still picture")
+            case ItemKind.VIDEO:
+                raise ImageError(f"{item.type} items have no still picture")
+            case _:
+                assert_never(item.type)
         self._slides[key] = pages
         while len(self._slides) > self._max:
             self._slides.popitem(last=False)
@@ -78,9 +96,9 @@ class Stage:
     def prefetch(self, choice: Choice, zones: look.Zones) -> None:
         """Get the picture of a likely next item ready before its switch."""
         item = choice.item
-        if item.type == "text":
+        if item.type is ItemKind.TEXT:
             self.render(choice, zones)  # a few ms, now rather than at the switch
-        elif item.type == "image" and item.media:
+        elif item.type is ItemKind.IMAGE and item.media:
             _, _, w, h = zones.main
             d = self.config.display
             self.prefetcher.prefetch(self.media_path(item.media), item.media, w, h,

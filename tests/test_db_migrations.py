@@ -23,7 +23,7 @@ from content_sync.db import damaged, player_requests, schema, store
 from content_sync.protocol import Playlist, parse_manifest
 from content_sync.report import Executor, outbox
 from eboard.commands.status import collect
-from tests.status_helpers import make_config, reference_server
+from tests.kit.status import make_config, reference_server
 
 FIXTURE = Path(__file__).parent / "fixtures" / "v0.1.0-box.db"
 ROOT = Path(__file__).resolve().parents[1]

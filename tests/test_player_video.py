@@ -193,7 +193,7 @@ def test_the_next_clip_is_opened_and_held_on_its_first_frame_before_its_turn(
     qtbot.addWidget(w)
     w.show_on_screen()
     qtbot.waitUntil(lambda: w.current is not None and w.current.item.id == "img", timeout=5000)
-    vp = w._video
+    vp = w.controller._video
     qtbot.waitUntil(lambda: vp._preroll is not None and vp._preroll[2] is not None,
                     timeout=8000)
     assert w.current is not None and w.current.item.id == "img"  # still the image
@@ -217,8 +217,8 @@ def test_a_clip_that_stops_delivering_frames_is_skipped(qtbot: QtBot, board: Boa
     w.show_on_screen()
     qtbot.waitUntil(lambda: w.current is not None and w.current.item.id == "g"
                     and w.video_frame() is not None, timeout=8000)
-    assert w._video._current is not None
-    w._video._current[1].hold()  # the decoder freezes: no new frame from now on
+    assert w.controller._video._current is not None
+    w.controller._video._current[1].hold()  # the decoder freezes: no new frame from now on
     qtbot.waitUntil(lambda: w.current is not None and w.current.item.id == "t",
                     timeout=int(video.STALL_TIMEOUT_S * 1000) + 5000)
     qtbot.waitUntil(lambda: any(p["item_id"] == "g" for p in board.plays()), timeout=5000)

@@ -83,7 +83,7 @@ def test_image_then_vietnamese_text_on_screen(qtbot: QtBot, board: Board) -> Non
 
 def test_idle_screen_when_nothing_is_active(qtbot: QtBot, board: Board) -> None:
     w = open_window(qtbot, board)
-    qtbot.waitUntil(lambda: w.mode == "idle" and w._slide is not None, timeout=5000)
+    qtbot.waitUntil(lambda: w.mode == "idle" and w.canvas.picture is not None, timeout=5000)
     img = grab(w)
     bg = hex_rgb(look.PALETTES["idle"].background)
     assert colour_share(img, bg) > 0.5
@@ -204,7 +204,7 @@ def test_the_next_image_is_ready_before_the_switch(qtbot: QtBot, board: Board) -
     w = open_window(qtbot, board)
     wait_item(qtbot, w, "t")
     # Decoded and scaled on the worker thread while the text is still on screen.
-    qtbot.waitUntil(lambda: len(w._stage.images) == 1, timeout=5000)
+    qtbot.waitUntil(lambda: len(w.controller._stage.images) == 1, timeout=5000)
     assert w.current is not None and w.current.item.id == "t"
 
 
@@ -295,7 +295,7 @@ def test_a_new_manifest_lets_go_of_the_retired_pictures(qtbot: QtBot, board: Boa
     wait_item(qtbot, w, "a0")
 
     def cached() -> set[str]:
-        return {key[0] for key in w._stage.images._items}
+        return {key[0] for key in w.controller._stage.images._items}
 
     assert set(old) <= cached()
     new = board.add_media(png((20, 200, 40)))

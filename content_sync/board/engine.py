@@ -161,6 +161,11 @@ class Engine:
             return self._refuse(subject, f"it is for board {m.board!r}, not this board "
                                 f"{self.board!r}; the source published it in the wrong place",
                                 m.version)
+        for skip in m.skipped:  # an item of a newer kind: left out, the rest plays
+            what = f"{subject} playlist {skip.playlist!r} item {skip.item!r}"
+            if not store.refusal_seen(self.conn, what, skip.reason):
+                store.record_refusal(self.conn, what, skip.reason)
+                log.warning("%s: %s", what, skip.reason)
         self._check_media()
         active = store.active_version(self.conn)
         if m.version == active:

@@ -18,8 +18,11 @@ import signal
 import subprocess
 import warnings
 from pathlib import Path
+from typing import assert_never
 
 from PIL import Image, UnidentifiedImageError
+
+from content_sync.protocol import MEDIA_KINDS, ItemKind
 
 PROBE_TIMEOUT = 120
 
@@ -29,11 +32,22 @@ class ContentRefused(Exception):
 
 
 def check(path: Path, mtype: str) -> None:
-    """Raise ContentRefused with a reason unless ``path`` is a showable ``mtype``."""
-    if mtype.startswith("image/"):
-        check_image(path)
-    elif mtype.startswith("video/"):
-        check_video(path, mtype)
+    """Raise ContentRefused with a reason unless ``path`` is a showable ``mtype``.
+
+    Every kind of item has its check here: a kind added to the protocol without one
+    fails mypy (the match is exhaustive), and a media type no kind shows is refused."""
+    kind = MEDIA_KINDS.get(mtype)
+    if kind is None:
+        raise ContentRefused(f"media type {mtype!r} is not one this board shows")
+    match kind:
+        case ItemKind.IMAGE:
+            check_image(path)
+        case ItemKind.VIDEO:
+            check_video(path, mtype)
+        case ItemKind.TEXT:
+            raise ContentRefused(f"media type {mtype!r}: text items carry no media file")
+        case _:
+            assert_never(kind)
 
 
 def check_image(path: Path) -> None:

@@ -12,12 +12,17 @@ from content_sync.protocol.keys import load_trusted as load_trusted_keys
 from content_sync.protocol.manifest import (
     ALLOWED_TYPES,
     FORMAT,
+    KIND_RULES,
+    MEDIA_KINDS,
     SHA256_RE,
     Item,
+    ItemKind,
+    KindRule,
     Manifest,
     ManifestError,
     MediaInfo,
     Playlist,
+    SkippedItem,
 )
 from content_sync.protocol.manifest import parse as parse_manifest
 from content_sync.protocol.status import FORMAT as STATUS_FORMAT
@@ -45,12 +50,12 @@ from content_sync.protocol.status import (
 from content_sync.protocol.tolerant import Tolerant
 
 __all__ = [
-    "ALLOWED_TYPES", "FORMAT", "PRIVATE_NAME", "PUBLIC_NAME", "SHA256_RE", "STATUS_FORMAT",
-    "CacheReport",
-    "ClockReport", "CommandResult", "DiskReport", "DisplayReport", "Emergency", "Heartbeat",
-    "HeldClip", "Item", "KeyFileError", "Manifest", "ManifestError", "ManifestReport",
-    "MediaInfo", "MemoryReport", "ModemReport", "NetworkReport", "OutboxReport", "Playlist",
-    "PlayerReport", "Refusal", "ScreenReport", "ScreenState", "ScreenshotReport", "SyncReport",
-    "Tolerant", "dsse", "generate_keys", "keys", "load_private_key", "load_trusted_keys",
-    "manifest", "parse_manifest", "status", "tolerant",
+    "ALLOWED_TYPES", "CacheReport", "ClockReport", "CommandResult", "DiskReport",
+    "DisplayReport", "Emergency", "FORMAT", "Heartbeat", "HeldClip", "Item", "ItemKind",
+    "KIND_RULES", "KeyFileError", "KindRule", "MEDIA_KINDS", "Manifest", "ManifestError",
+    "ManifestReport", "MediaInfo", "MemoryReport", "ModemReport", "NetworkReport",
+    "OutboxReport", "PRIVATE_NAME", "PUBLIC_NAME", "PlayerReport", "Playlist", "Refusal",
+    "SHA256_RE", "STATUS_FORMAT", "ScreenReport", "ScreenState", "ScreenshotReport",
+    "SkippedItem", "SyncReport", "Tolerant", "dsse", "generate_keys", "keys",
+    "load_private_key", "load_trusted_keys", "manifest", "parse_manifest", "status", "tolerant",
 ]

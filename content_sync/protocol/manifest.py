@@ -1,7 +1,9 @@
 """The eboard/1 manifest: parsing and validation into typed, immutable values.
 
 Unknown fields are ignored (forward compatible). Missing or ill-typed required
-fields refuse the whole manifest with one clear reason.
+fields refuse the whole manifest with one clear reason. An item of a kind this
+release does not know is left out with its reason in ``Manifest.skipped``, and the
+rest of its playlist plays (docs/ARCHITECTURE.md, "Item kinds").
 """
 
 from __future__ import annotations
@@ -9,8 +11,10 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Literal
+from enum import StrEnum
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -26,11 +30,52 @@ from pydantic import (
 FORMAT = "eboard.manifest/1"
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 TIME_RE = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$|^24:00$")
-ALLOWED_TYPES = {
-    "image/jpeg", "image/png", "image/webp", "image/gif", "image/bmp",
-    "video/mp4", "video/webm", "video/x-matroska", "video/quicktime", "video/mpeg",
-}
 Priority = Literal["normal", "priority", "emergency"]
+
+
+class ItemKind(StrEnum):
+    """What an item is; the value is the manifest's ``"type"``."""
+
+    IMAGE = "image"
+    VIDEO = "video"
+    TEXT = "text"
+
+
+@dataclass(frozen=True)
+class KindRule:
+    """What the manifest asks of an item of one kind, and how long it shows."""
+
+    needs_media: bool  # a "media" hash, listed in "media"
+    needs_words: bool  # a "title" or a "body"
+    default_duration: float | None  # seconds without "duration"; None: the media's length
+
+
+# The registry: one entry per kind (a new kind also needs its media check in
+# content_sync/board/media_check.py and its renderer in player/stage.py).
+KIND_RULES: dict[ItemKind, KindRule] = {
+    ItemKind.IMAGE: KindRule(needs_media=True, needs_words=False, default_duration=10.0),
+    ItemKind.VIDEO: KindRule(needs_media=True, needs_words=False, default_duration=None),
+    ItemKind.TEXT: KindRule(needs_media=False, needs_words=True, default_duration=15.0),
+}
+
+# Media types a board takes, and the kind of item that shows each.
+MEDIA_KINDS: dict[str, ItemKind] = {
+    "image/jpeg": ItemKind.IMAGE, "image/png": ItemKind.IMAGE, "image/webp": ItemKind.IMAGE,
+    "image/gif": ItemKind.IMAGE, "image/bmp": ItemKind.IMAGE,
+    "video/mp4": ItemKind.VIDEO, "video/webm": ItemKind.VIDEO,
+    "video/x-matroska": ItemKind.VIDEO, "video/quicktime": ItemKind.VIDEO,
+    "video/mpeg": ItemKind.VIDEO,
+}
+ALLOWED_TYPES = frozenset(MEDIA_KINDS)
+
+
+@dataclass(frozen=True)
+class SkippedItem:
+    """An item left out of its playlist because this release cannot show it."""
+
+    playlist: str
+    item: str
+    reason: str
 
 
 class ManifestError(Exception):
@@ -93,7 +138,7 @@ class Schedule(_Model):
 
 class Item(_Model):
     id: str = Field(min_length=1, max_length=200)
-    type: Literal["image", "video", "text"]
+    type: ItemKind
     media: str | None = None
     duration: float | None = Field(default=None, gt=0, le=86400)
     title: NFCStr = ""
@@ -104,15 +149,16 @@ class Item(_Model):
 
     @model_validator(mode="after")
     def _shape(self) -> Item:
-        if self.type in ("image", "video"):
+        rule = KIND_RULES[self.type]
+        if rule.needs_media:
             if not self.media:
                 raise ValueError(f"{self.type} item {self.id!r} needs a 'media' hash")
             if not SHA256_RE.match(self.media):
                 raise ValueError(
                     f"item {self.id!r} media {self.media[:80]!r} is not 64 lowercase hex digits"
                 )
-        elif not (self.title or self.body):
-            raise ValueError(f"text item {self.id!r} needs a title or a body")
+        if rule.needs_words and not (self.title or self.body):
+            raise ValueError(f"{self.type} item {self.id!r} needs a title or a body")
         return self
 
 
@@ -140,6 +186,8 @@ class Manifest(_Model):
     media: dict[str, MediaInfo] = Field(default_factory=dict)
     playlists: tuple[Playlist, ...] = ()
     ticker: tuple[TickerLine, ...] = ()
+    # Set by parse() alone (whatever the JSON says): the items of unknown kinds left out.
+    skipped: tuple[SkippedItem, ...] = Field(default=(), exclude=True)
 
     @model_validator(mode="after")
     def _references(self) -> Manifest:
@@ -209,6 +257,41 @@ def _without_lone_surrogates(data: object) -> object:
     return root[0]
 
 
+def _skip_unknown_kinds(data: dict[str, Any]) -> list[SkippedItem]:
+    """Take the items whose ``type`` is a string but no kind this release knows out of
+    their playlists (in place), and the media only they used out of ``media``. Anything
+    else malformed is left for validation to refuse."""
+    known = {k.value for k in ItemKind}
+    skipped: list[SkippedItem] = []
+    kept_media: set[str] = set()
+    dropped_media: set[str] = set()
+    playlists = data.get("playlists")
+    for pl in playlists if isinstance(playlists, list) else ():
+        items = pl.get("items") if isinstance(pl, dict) else None
+        if not isinstance(items, list):
+            continue
+        keep = []
+        for it in items:
+            kind = it.get("type") if isinstance(it, dict) else None
+            if isinstance(kind, str) and kind not in known:
+                skipped.append(SkippedItem(
+                    str(pl.get("id", "")), str(it.get("id", "")),
+                    f"item type {kind[:40]!r} is not one this board shows "
+                    f"({', '.join(sorted(known))}); the item is left out"))
+                if isinstance(it.get("media"), str):
+                    dropped_media.add(it["media"])
+                continue
+            if isinstance(it, dict) and isinstance(it.get("media"), str):
+                kept_media.add(it["media"])
+            keep.append(it)
+        pl["items"] = keep
+    media = data.get("media")
+    if isinstance(media, dict):
+        for sha in dropped_media - kept_media:
+            media.pop(sha, None)
+    return skipped
+
+
 def parse(body: bytes) -> Manifest:
     """Parse manifest JSON bytes or raise ManifestError with one clear reason."""
     try:
@@ -221,6 +304,7 @@ def parse(body: bytes) -> Manifest:
         raise ManifestError("manifest is not a JSON object")
     if data.get("format") != FORMAT:
         raise ManifestError(f"manifest format is {data.get('format')!r}, expected {FORMAT!r}")
+    data["skipped"] = _skip_unknown_kinds(data)
     try:
         return Manifest.model_validate(data)
     except ValidationError as e:

@@ -23,7 +23,15 @@ from zoneinfo import ZoneInfo
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from content_sync.protocol import ALLOWED_TYPES, FORMAT, ManifestError, dsse, parse_manifest
+from content_sync.protocol import (
+    ALLOWED_TYPES,
+    FORMAT,
+    MEDIA_KINDS,
+    ItemKind,
+    ManifestError,
+    dsse,
+    parse_manifest,
+)
 
 VN_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 EXTRA_TYPES = {".mkv": "video/x-matroska", ".webp": "image/webp", ".webm": "video/webm"}
@@ -99,9 +107,9 @@ def _item(
         sha = sha256_file(path)
         media[sha] = MediaFile(sha, path, path.stat().st_size, mtype)
         item["media"] = sha
-        item.setdefault("type", mtype.split("/")[0])
+        item.setdefault("type", MEDIA_KINDS[mtype].value)
     else:
-        item.setdefault("type", "text")
+        item.setdefault("type", ItemKind.TEXT.value)
     for key in ("valid_from", "valid_until"):
         if key in item:
             item[key] = _iso(item[key], f"{where} {key}")
@@ -156,9 +164,13 @@ def prepare(
     manifest, media = build_manifest(playlist_file, board, previous=previous)
     body = json.dumps(manifest, ensure_ascii=False, indent=1).encode("utf-8")
     try:
-        parse_manifest(body)
+        parsed = parse_manifest(body)
     except ManifestError as e:
         raise PublishError(f"{playlist_file}: {e}") from None
+    if parsed.skipped:  # a board would leave it out: at the desk it is a mistake
+        s = parsed.skipped[0]
+        raise PublishError(f"{playlist_file}: playlist {s.playlist!r} item {s.item!r}: "
+                           f"{s.reason}")
     envelope = dsse.sign(body, key)
     return Publication(board, int(manifest["version"]), body, envelope, media)
 
