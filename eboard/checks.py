@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
-from content_sync.runtime import human
+from content_sync.runtime import age_s, human
 from kiosk_config import Config, SecretFileError, read_token
 
 if TYPE_CHECKING:
@@ -45,18 +45,6 @@ def _run(cmd: list[str], timeout: float = 10, env: dict[str, str] | None = None
         return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
     except (OSError, subprocess.TimeoutExpired):
         return None
-
-
-def _age(iso: str | None) -> float | None:
-    if not iso:
-        return None
-    try:
-        t = datetime.fromisoformat(str(iso))
-    except ValueError:
-        return None
-    if t.tzinfo is None:
-        t = t.replace(tzinfo=UTC)
-    return (datetime.now(UTC) - t).total_seconds()
 
 
 def _reason(e: Exception) -> str:
@@ -306,7 +294,7 @@ def _open_db(path: Path) -> sqlite3.Connection:
 
 
 def check_activity(config: Config) -> list[Result]:
-    from content_sync.db import PlayerStatus, SyncStatus, rows
+    from content_sync.db import PlayerStatus, SyncStatus, rows, schema
 
     db = config.db_path
     if not db.exists():
@@ -316,6 +304,12 @@ def check_activity(config: Config) -> list[Result]:
     try:
         conn = _open_db(db)
         try:
+            stored = schema.stored_version(conn)
+            if stored > schema.SCHEMA_VERSION:
+                return [Result(FAIL, "sync", f"{db} has schema version {stored}, from a newer "
+                               f"release; this one reads up to {schema.SCHEMA_VERSION}: "
+                               "reinstall the newer release (eboard-sync and eboard-player "
+                               "refuse to open it)")]
             sync = rows.read(conn, SyncStatus) or SyncStatus()
             player = rows.read(conn, PlayerStatus) or PlayerStatus()
             heartbeat = rows.heartbeat_delivery(conn)
@@ -325,7 +319,7 @@ def check_activity(config: Config) -> list[Result]:
         return [Result(FAIL, "sync", f"cannot read {db} ({e}); check its owner (eboard) "
                        "and the disk")]
     fresh = max(3 * config.source.poll_interval, 600)
-    age = _age(sync.last_success or sync.updated_at)
+    age = age_s(sync.last_success or sync.updated_at)
     state = f" (state {sync.state}: {sync.reason or ''})" if sync.state else ""
     if age is None:
         out.append(Result(WARN, "sync", "no successful sync recorded yet" + state))
@@ -338,7 +332,7 @@ def check_activity(config: Config) -> list[Result]:
         out.append(Result(FAIL, "sync", f"no successful sync for {human(age)}{state}: the "
                           "board may show stale content; check the network and the source"))
     out.append(_heartbeat(config, heartbeat))
-    p_age = _age(player.updated_at)
+    p_age = age_s(player.updated_at)
     if p_age is None:
         out.append(Result(WARN, "player", "the player has not written its status yet"))
     elif p_age <= 600:
@@ -358,7 +352,7 @@ def _heartbeat(config: Config, delivery: HeartbeatDelivery | None) -> Result:
     """The heartbeat line: delivered (and how long ago), or the error of the last one."""
     if delivery is None:
         return Result(WARN, "heartbeat", "no heartbeat recorded yet")
-    delivered = _age(delivery.last_delivered)
+    delivered = age_s(delivery.last_delivered)
     if delivery.error:
         before = "" if delivered is None else f"; last delivered {human(delivered)} ago"
         return Result(WARN, "heartbeat", f"last heartbeat not delivered: {delivery.error}"

@@ -268,6 +268,24 @@ def test_no_database_yet_is_a_warning(capsys: pytest.CaptureFixture[str], box: B
     assert rc == 0 and out["sync"][0].startswith("WARN no database at")
 
 
+def test_a_database_of_a_newer_release_fails(capsys: pytest.CaptureFixture[str],
+                                             box: Box) -> None:
+    from content_sync.db import schema
+
+    db = box.dir / "cache" / "eboard.db"
+    conn = store.connect(db)
+    with store.transaction(conn):
+        conn.execute("UPDATE meta SET value=? WHERE key='schema'",
+                     (str(schema.SCHEMA_VERSION + 1),))
+    conn.close()
+    rc, out = doctor(capsys, box, *QUICK)
+    assert rc == 1
+    assert out["sync"] == [f"FAIL {db} has schema version {schema.SCHEMA_VERSION + 1}, from a "
+                           f"newer release; this one reads up to {schema.SCHEMA_VERSION}: "
+                           "reinstall the newer release (eboard-sync and eboard-player refuse "
+                           "to open it)"]
+
+
 def test_usb_folder_source(capsys: pytest.CaptureFixture[str], box: Box) -> None:
     box.write_config(url=box.www.as_uri() + "/", token_file="")
     rc, out = doctor(capsys, box, *QUICK)

@@ -50,6 +50,7 @@ from content_sync.protocol import (
 )
 from content_sync.report import outbox, sysinfo
 from content_sync.report.remote_commands import Executor, apply_log_level
+from content_sync.runtime import age_s
 from kiosk_config import Config
 from kiosk_config.version import __version__ as software_version
 
@@ -57,19 +58,10 @@ log = logging.getLogger(__name__)
 PLAYER_STALE_S = 120  # the player rewrites its status at least this often while it runs
 
 
-def _age_s(iso: str | None) -> float | None:
-    if not iso:
-        return None
-    try:
-        return (datetime.now(UTC) - datetime.fromisoformat(iso)).total_seconds()
-    except (TypeError, ValueError):
-        return None
-
-
 def _player(conn: sqlite3.Connection) -> PlayerReport:
     """The player's own status row, in the heartbeat's terms (all None: no row yet)."""
     p = rows.read(conn, PlayerStatus) or PlayerStatus()
-    age = _age_s(p.updated_at)
+    age = age_s(p.updated_at)
     cur, screen = p.current or PlayingNow(), p.screen or PlayerScreen()
     clock = p.clock or PlayerClock()
     return PlayerReport(

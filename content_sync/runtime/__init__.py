@@ -3,7 +3,10 @@ decoder guard, and the one duration formatter."""
 
 from content_sync.runtime import sdnotify
 from content_sync.runtime.decoder_guard import CHECK_NOTE, CLIP_NOTE, DecoderGuard
-from content_sync.runtime.durations import human
+from content_sync.runtime.durations import age_s, human
 from content_sync.runtime.wall_clock import JUMP_S, ClockWatch
 
-__all__ = ["CHECK_NOTE", "CLIP_NOTE", "ClockWatch", "DecoderGuard", "JUMP_S", "human", "sdnotify"]
+__all__ = [
+    "CHECK_NOTE", "CLIP_NOTE", "JUMP_S", "ClockWatch", "DecoderGuard", "age_s", "human",
+    "sdnotify",
+]

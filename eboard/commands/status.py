@@ -19,7 +19,7 @@ from typing import Any
 from content_sync.db import SchemaTooNew, rows, store
 from content_sync.protocol import Heartbeat, PlayerReport, Refusal
 from content_sync.report import build_heartbeat
-from content_sync.runtime import human
+from content_sync.runtime import age_s, human
 from eboard.commands.common import add_config_option, config_or_exit
 from kiosk_config import Config
 
@@ -94,16 +94,6 @@ def _ago(seconds: float) -> str:
     return f"{human(max(seconds, 0.0))} ago"
 
 
-def _age_s(iso: Any, now: datetime) -> float | None:
-    if not isinstance(iso, str) or not iso:
-        return None
-    try:
-        t = datetime.fromisoformat(iso)
-    except ValueError:
-        return None
-    return (now - (t if t.tzinfo else t.replace(tzinfo=UTC))).total_seconds()
-
-
 def _when(iso: Any, tz: tzinfo, now: datetime) -> str:
     """'2026-11-24 14:03:05 (local time, 3 min ago)' from a UTC ISO timestamp."""
     if not isinstance(iso, str) or not iso:
@@ -145,7 +135,7 @@ def emergency_line(player: PlayerReport, tz: tzinfo,
     if player.state == "stopped":
         why = "the player reported that it stopped"
     else:
-        age = _age_s(player.updated_at, now)
+        age = age_s(player.updated_at, now)
         old = f" ({human(age)} old)" if age is not None and age >= 0 else ""
         why = f"the player's status is stale{old}: it is not running, or hung"
     return True, (f"EMERGENCY last reported on screen since {since}: {what}; NOT CONFIRMED "
