@@ -25,7 +25,7 @@ from typing import Any
 from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QImage
 
-from content_sync.db import store
+from content_sync.db import PlayerState, PlayOutcome, store
 from kiosk_config import Config
 from player import content, look, power
 from player.clock import ClockWatch, clock_ok
@@ -192,9 +192,9 @@ class Controller(QObject):
         self._emergency.close()
         self._stage.prefetcher.shutdown()
         self._proof.release()
-        self._finish("played", "player stopped")
+        self._finish(PlayOutcome.PLAYED, "player stopped")
         data = self.status()
-        data["state"] = "stopped"
+        data["state"] = PlayerState.STOPPED
         self._writer.status(data)
         self._writer.close()
         self._conn.close()
@@ -258,7 +258,7 @@ class Controller(QObject):
             self._video.stop()
             self._pending = None
             self._proof.release()
-            self._finish("played", "screen off")
+            self._finish(PlayOutcome.PLAYED, "screen off")
             self._screen.darken()
             self._show(blank(self._lit.zones))
         self._status_due = 0.0
@@ -278,7 +278,7 @@ class Controller(QObject):
 
     def _advance(self, now: datetime, detail: str) -> None:
         self._proof.hand_over(detail)
-        self._finish("played", detail)
+        self._finish(PlayOutcome.PLAYED, detail)
         attempts = 1 + sum(len(pl.items) for pl in self._content.playlists)
         for _ in range(attempts):
             d = decide(self._content.playlists, now, self._cursor, self.config.tz,
@@ -374,7 +374,7 @@ class Controller(QObject):
         self._proof.skipped(choice, self._content.version, reason)
         return False
 
-    def _finish(self, outcome: str, detail: str = "") -> None:
+    def _finish(self, outcome: PlayOutcome, detail: str = "") -> None:
         self._proof.close(outcome, detail)
         self._current = None
         self._item_end = None
@@ -431,7 +431,7 @@ class Controller(QObject):
         if self._current is not choice:
             return
         if self._proof.on_screen is not None:  # it was on screen, then stalled or broke
-            self._finish("skipped", reason)
+            self._finish(PlayOutcome.SKIPPED, reason)
             if choice.item.media:
                 self._bad_media.add(choice.item.media)
                 self._writer.damaged(choice.item.media, reason)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from content_sync.db import PlayOutcome
 from content_sync.runtime import CLIP_NOTE, DecoderGuard
 from kiosk_config import Config
 from player.content import Content
@@ -49,5 +50,5 @@ class HeldClips:
                 reason = self.guard.reason(item.media)
                 log.warning("skipped %s: %s", key, reason)
                 self._writer.play(PlayRecord(item.id, pl.id, content.version)
-                                  .close("skipped", reason))
+                                  .close(PlayOutcome.SKIPPED, reason))
                 self.recorded += 1

@@ -19,12 +19,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from content_sync.db import PlayerStatus, damaged, rows, store
+from content_sync.db import PlayerStatus, PlayOutcome, damaged, rows, store
 
 log = logging.getLogger(__name__)
-
-OUTCOMES = ("played", "skipped", "error")
-
 
 def wall_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
@@ -41,9 +38,9 @@ class PlayRecord:
     started_at: str = field(default_factory=wall_iso)
     started_mono: float = field(default_factory=time.monotonic)
 
-    def close(self, outcome: str, detail: str = "") -> dict[str, Any]:
-        if outcome not in OUTCOMES:
-            raise ValueError(f"outcome {outcome!r} is not one of {OUTCOMES}")
+    def close(self, outcome: PlayOutcome, detail: str = "") -> dict[str, Any]:
+        if outcome not in tuple(PlayOutcome):
+            raise ValueError(f"outcome {outcome!r} is not one of {tuple(PlayOutcome)}")
         return {
             "id": self.id,
             "item_id": self.item_id,
@@ -52,7 +49,7 @@ class PlayRecord:
             "started_at": self.started_at,
             "ended_at": wall_iso(),
             "duration_s": round(time.monotonic() - self.started_mono, 3),
-            "outcome": outcome,
+            "outcome": PlayOutcome(outcome).value,
             "detail": detail,
         }
 
