@@ -73,10 +73,9 @@ class Writer:
     def play(self, record: dict[str, Any]) -> None:
         self._q.put(("play", record))
 
-    def status(self, data: PlayerStatus | dict[str, Any]) -> None:
-        """The player's status row (player/window.py ``status()`` gives it as a dict; it is
-        typed in the writer's thread, off the GUI thread)."""
-        self._q.put(("status", data))
+    def status(self, row: PlayerStatus) -> None:
+        """The player's status row (player/status.py builds it), written as it is."""
+        self._q.put(("status", row))
 
     def damaged(self, sha256: str, reason: str) -> None:
         """Tell the sync side a media could not be shown (content_sync/db/damaged.py)."""
@@ -111,7 +110,7 @@ class Writer:
             elif job[0] == "play":
                 self._pending.append(job[1])
             elif job[0] == "status":
-                status = job[1] if isinstance(job[1], PlayerStatus) else PlayerStatus.read(job[1])
+                status = job[1]
             elif job[0] == "damaged" and len(bad) < 1000:
                 bad[job[1]["sha256"]] = job[1]["reason"]
             if conn is None and time.monotonic() >= next_try:

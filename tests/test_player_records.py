@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from content_sync.db import store
+from content_sync.db import PlayerStatus, store
 from player.records import PlayRecord, Writer
 
 
@@ -17,7 +17,7 @@ def test_records_wait_in_memory_until_the_database_can_be_opened(tmp_path: Path)
     try:
         rec = PlayRecord("item-1", "pl-1", 7)
         w.play(rec.close("played"))
-        w.status({"state": "normal"})
+        w.status(PlayerStatus(state="normal"))
         deadline = time.monotonic() + 10
         while w.backlog == 0 and time.monotonic() < deadline:
             time.sleep(0.02)

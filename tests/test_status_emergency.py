@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 import requests
 
-from content_sync.db import store
+from content_sync.db import PlayerStatus, store
 from content_sync.net.http import make_session
 from content_sync.report.status_report import run_heartbeat_once
 from content_sync.server import status_page
@@ -57,7 +57,7 @@ def normal_status() -> dict[str, Any]:
 
 def write_player_status(db: Path, data: dict[str, Any]) -> None:
     w = Writer(db)  # the player's own writer thread (store.set_status(conn, "player", ...))
-    w.status(data)
+    w.status(PlayerStatus.read(data))
     w.close()
 
 
