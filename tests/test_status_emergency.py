@@ -35,7 +35,7 @@ def iso(t: datetime) -> str:
 
 def emergency_status(since: datetime, headline: str = HEADLINE,
                      risk_level: Any = 4) -> dict[str, Any]:
-    """What player/window.py ``status()`` writes while an emergency item is on screen."""
+    """What player/status.py builds while an emergency item is on screen."""
     return {"state": "emergency",
             "current": {"playlist_id": "khan-cap", "item_id": "canh-bao-1", "type": "text",
                         "priority": "emergency", "started_at": iso(since)},

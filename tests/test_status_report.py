@@ -29,7 +29,7 @@ REQUIRED = {
 
 
 def player_status(item: str = "anh-1", blanked: bool = False) -> dict[str, Any]:
-    """What player/window.py ``status()`` writes."""
+    """What player/status.py builds."""
     return {"state": "blanked" if blanked else "normal",
             "current": {"playlist_id": "thong-bao", "item_id": item, "type": "image",
                         "priority": "normal", "started_at": "2026-11-24T01:00:00.000+00:00"},

@@ -48,7 +48,7 @@ KEYS_SENT: dict[str, Any] = {
              "source": None, "state": None, "updated_at": None},
 }
 
-# What player/window.py status() writes (every key it has).
+# What player/status.py builds (every key it has).
 PLAYER_ROW: dict[str, Any] = {
     "state": "emergency",
     "current": {"playlist_id": "bao-lu", "item_id": "tb-1", "type": "text",
