@@ -68,9 +68,10 @@ def run(config: Config, duration: float | None = None, screenshot_dir: Path | No
     requests_conn: sqlite3.Connection | None = None
     try:
         requests_conn = store.connect(config.db_path)
-        capture.apply_forced_off_at_start(requests_conn, window)
+        actions = capture.PlayerActions(set_forced_off=window.set_forced_off)
+        capture.apply_forced_off_at_start(requests_conn, actions)
         capture.install_request_poller(window, requests_conn, config.cache_dir,
-                                       config.status.screenshot_width)
+                                       config.status.screenshot_width, actions)
     except (sqlite3.Error, OSError) as e:
         log.error("remote screen commands are off: cannot write %s (%s)", config.db_path, e)
     watchdog.start_watchdog(window)

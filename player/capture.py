@@ -8,10 +8,10 @@ changes through the ``player_requests`` table (content_sync.db.player_requests);
 :func:`poll_player_requests` answers them and is cheap enough to call from a
 QTimer every second (:func:`install_request_poller`). Call it on the GUI thread.
 
-What the window may offer (looked up by name, so wiring is optional):
-``set_forced_off(off: bool)`` to switch the screen off/on by command, and
-``restart_player()`` to restart; without the latter the application exits with
-status 75 and systemd (Restart=always) starts it again.
+What the player can do on command is given explicitly, as :class:`PlayerActions`:
+``set_forced_off`` switches the screen off/on (None: this player cannot, and says so
+in the answer), ``restart`` restarts it (by default the application exits with status
+75 and systemd, Restart=always, starts it again).
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ from __future__ import annotations
 import logging
 import os
 import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QObject, Qt, QTimer
@@ -30,6 +32,19 @@ from content_sync.db import player_requests, screenshot_path
 log = logging.getLogger(__name__)
 RESTART_EXIT_STATUS = 75
 JPEG_QUALITY = 80
+
+
+def exit_to_restart() -> None:
+    """Leave the event loop with the status that makes systemd start the player again."""
+    QApplication.exit(RESTART_EXIT_STATUS)
+
+
+@dataclass(frozen=True)
+class PlayerActions:
+    """What the player does when a request asks it to."""
+
+    set_forced_off: Callable[[bool], None] | None = None  # None: cannot switch the screen
+    restart: Callable[[], None] = exit_to_restart
 
 
 def grab_screen(widget: QWidget) -> QPixmap:
@@ -76,8 +91,9 @@ def write_screenshot(widget: QWidget, cache_dir: Path, width: int) -> Path:
 
 
 def poll_player_requests(conn: sqlite3.Connection, window: QWidget, cache_dir: Path,
-                         width: int) -> list[str]:
-    """Do what pending requests ask; write each answer. Returns the ids answered."""
+                         width: int, actions: PlayerActions = PlayerActions()) -> list[str]:
+    """Do what pending requests ask (a screenshot of ``window``, the rest by ``actions``);
+    write each answer. Returns the ids answered."""
     done: list[str] = []
     for req in player_requests.pending(conn):
         rid, kind = str(req["id"]), str(req["kind"])
@@ -87,11 +103,10 @@ def poll_player_requests(conn: sqlite3.Connection, window: QWidget, cache_dir: P
                 path = write_screenshot(window, cache_dir, width)
                 ok, detail = True, f"screenshot {path.stat().st_size} bytes, {width} px wide"
             elif kind in ("screen_on", "screen_off"):
-                setter = getattr(window, "set_forced_off", None)
-                if setter is None:
+                if actions.set_forced_off is None:
                     ok, detail = False, "this player cannot switch the screen by command"
                 else:
-                    setter(kind == "screen_off")
+                    actions.set_forced_off(kind == "screen_off")
                     ok, detail = True, "screen off" if kind == "screen_off" else "screen on"
             elif kind == "restart_player":
                 ok, detail, restart = True, "player restarting", True
@@ -104,26 +119,21 @@ def poll_player_requests(conn: sqlite3.Connection, window: QWidget, cache_dir: P
         done.append(rid)
         if restart:
             log.warning("restarting the player on remote command %s", rid)
-            restarter = getattr(window, "restart_player", None)
-            if restarter is not None:
-                restarter()
-            else:
-                QApplication.exit(RESTART_EXIT_STATUS)
+            actions.restart()
             break
     return done
 
 
-def apply_forced_off_at_start(conn: sqlite3.Connection, window: QWidget) -> bool:
+def apply_forced_off_at_start(conn: sqlite3.Connection, actions: PlayerActions) -> bool:
     """After a restart: keep the screen off if an operator switched it off."""
     off = player_requests.screen_forced_off(conn)
-    setter = getattr(window, "set_forced_off", None)
-    if off and setter is not None:
-        setter(True)
+    if off and actions.set_forced_off is not None:
+        actions.set_forced_off(True)
     return off
 
 
 def install_request_poller(window: QWidget, conn: sqlite3.Connection, cache_dir: Path,
-                           width: int, interval_ms: int = 1000,
+                           width: int, actions: PlayerActions, interval_ms: int = 1000,
                            parent: QObject | None = None) -> QTimer:
     """A QTimer on the GUI thread that answers player requests every ``interval_ms``."""
     timer = QTimer(parent or window)
@@ -131,7 +141,7 @@ def install_request_poller(window: QWidget, conn: sqlite3.Connection, cache_dir:
 
     def tick() -> None:
         try:
-            poll_player_requests(conn, window, cache_dir, width)
+            poll_player_requests(conn, window, cache_dir, width, actions)
         except sqlite3.Error as e:  # a locked or full database must not stop the screen
             log.warning("could not read player requests: %s", e)
 

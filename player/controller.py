@@ -14,38 +14,38 @@ first frame for a clip, so no empty frame ever shows between two items.
 from __future__ import annotations
 
 import logging
-import os
 import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Any
 
 from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QImage
 
-from content_sync.db import store
+from content_sync.db import PlayerState, PlayerStatus, PlayOutcome, store
 from kiosk_config import Config
 from player import content, look, power
-from player.clock import ClockWatch, clock_ok
+from player.clock import ClockWatch
 from player.composer import Composer
 from player.content import Content
 from player.emergency_on_screen import EmergencyOnScreen
 from player.held_clips import HeldClips
 from player.images import ImageError
+from player.lookahead import Lookahead
+from player.pages import Pages
 from player.proof import ProofOfPlay
-from player.records import Writer, wall_iso
+from player.records import Writer
 from player.scene import Scene, ScreenMode, ViewReport, blank
 from player.schedule import Choice, Cursor, decide, must_preempt, next_change, top_class
 from player.stage import Stage, Surface, surface_of
+from player.status import StatusReport
 from player.video import VideoPlayer
 
 log = logging.getLogger(__name__)
 
 POLL_MS = 250
 STATUS_EVERY_S = 15.0
-PREROLL_S = 1.5  # a clip is opened and held on its first frame this long before its turn
 
 
 class Controller(QObject):
@@ -65,7 +65,6 @@ class Controller(QObject):
         super().__init__(parent)
         self.config = config
         self._clock = clock
-        self._view = view
         self._conn, self._writable = content.open_db(config.db_path)
         self._writer = Writer(config.db_path)
         self._stage = Stage(config)
@@ -73,6 +72,7 @@ class Controller(QObject):
         self._held = HeldClips(config, self._writer)  # clips the last player died with
         self._video = VideoPlayer(config, self, guard=self._held.guard)
         self._emergency = EmergencyOnScreen(config)
+        self._lookahead = Lookahead(self._composer, self._stage, self._video)
         self._screen = power.ScreenPower(config.display.on_hours)
         self._video.ready.connect(self._video_ready)
         self._video.failed.connect(self._video_failed)
@@ -91,11 +91,11 @@ class Controller(QObject):
         self._next_change: datetime | None = None
         self._minute = ""
         self._clockwatch = ClockWatch(self._now())
-        self._started_at = wall_iso()
+        self._report = StatusReport(config, view, self._writer, self._writable, self._proof,
+                                    self._held, self._screen, self._clockwatch, self._emergency)
         self._status_due = 0.0
         self._closed = False
-        self._page = 0  # the page on screen of an emergency on a strip board
-        self._pages = 1
+        self._pages = Pages(self, self._next_page)  # an emergency's, on a strip board
         self._poll = QTimer(self)
         self._poll.setInterval(POLL_MS)
         self._poll.timeout.connect(self._tick)
@@ -103,9 +103,6 @@ class Controller(QObject):
         self._end_timer.setSingleShot(True)
         self._end_timer.setTimerType(Qt.TimerType.PreciseTimer)
         self._end_timer.timeout.connect(self._tick)
-        self._page_timer = QTimer(self)
-        self._page_timer.setSingleShot(True)
-        self._page_timer.timeout.connect(self._next_page)
 
     # ---- public ---------------------------------------------------------------------
     def start(self) -> None:
@@ -154,31 +151,9 @@ class Controller(QObject):
     def mode(self) -> ScreenMode:
         return ScreenMode.BLANKED if self._screen.blanked else self._lit.mode
 
-    def status(self) -> dict[str, Any]:
-        cur, rec = self._current, self._proof.on_screen
-        ok, why = clock_ok(self._now(), self._content.issued_at)
-        view = self._view() if self._view is not None else ViewReport(0, 0)
-        return {
-            "state": self.mode,
-            "current": None if cur is None else {
-                "playlist_id": cur.playlist.id, "item_id": cur.item.id, "type": cur.item.type,
-                "priority": cur.priority,
-                "started_at": rec.started_at if rec else None},
-            "emergency": self._emergency.report(cur, self._page, self._pages),
-            "manifest_version": self._content.version,
-            "generation": self._content.generation,
-            "screen": {"width": view.width, "height": view.height, "x": view.x, "y": view.y,
-                       "rotation": self.config.display.rotation, **self._screen.report()},
-            "frames": view.frames,
-            "clock": {"ok": ok, "reason": why, "jumps": self._clockwatch.jumps,
-                      "timezone": self.config.timezone},
-            "plays_recorded": self._proof.count + self._held.recorded,
-            "plays_waiting_for_disk": self._writer.backlog,
-            "database_writable": self._writable,
-            "clips_held": self._held.report(),
-            "pid": os.getpid(),
-            "started_at": self._started_at,
-        }
+    def status(self) -> PlayerStatus:
+        return self._report.build(PlayerState(self.mode), self._current, self._content,
+                                  self._now(), self._pages.index, self._pages.count)
 
     def shutdown(self) -> None:
         """Close the current record, write the last status, stop the writer."""
@@ -192,10 +167,8 @@ class Controller(QObject):
         self._emergency.close()
         self._stage.prefetcher.shutdown()
         self._proof.release()
-        self._finish("played", "player stopped")
-        data = self.status()
-        data["state"] = "stopped"
-        self._writer.status(data)
+        self._finish(PlayOutcome.PLAYED, "player stopped")
+        self._writer.status(self.status().model_copy(update={"state": PlayerState.STOPPED}))
         self._writer.close()
         self._conn.close()
 
@@ -258,7 +231,7 @@ class Controller(QObject):
             self._video.stop()
             self._pending = None
             self._proof.release()
-            self._finish("played", "screen off")
+            self._finish(PlayOutcome.PLAYED, "screen off")
             self._screen.darken()
             self._show(blank(self._lit.zones))
         self._status_due = 0.0
@@ -278,7 +251,7 @@ class Controller(QObject):
 
     def _advance(self, now: datetime, detail: str) -> None:
         self._proof.hand_over(detail)
-        self._finish("played", detail)
+        self._finish(PlayOutcome.PLAYED, detail)
         attempts = 1 + sum(len(pl.items) for pl in self._content.playlists)
         for _ in range(attempts):
             d = decide(self._content.playlists, now, self._cursor, self.config.tz,
@@ -310,22 +283,15 @@ class Controller(QObject):
             return self._skip(choice, str(e))
         self._video.stop()
         self._pending = None
-        self._page = 0
+        self._pages.reset()
         self._show(replace(scene, picture=pages[0][0]))
         self._begin(choice, choice.duration or 10.0)
-        self._turn_page_later(pages)
+        self._pages.turn_later(pages)
         return True
-
-    def _turn_page_later(self, pages: list[tuple[QImage, float]]) -> None:
-        """Set the timer of the next page when the item has several (strip boards)."""
-        self._pages = len(pages)
-        self._page_timer.stop()
-        if len(pages) > 1:
-            self._page_timer.start(max(500, round(pages[self._page][1] * 1000)))
 
     def _next_page(self) -> None:
         if self._current is not None:
-            self._page = (self._page + 1) % self._pages
+            self._pages.turn()
             self._rescene()
 
     def _begin(self, choice: Choice, duration: float | None) -> None:
@@ -350,21 +316,10 @@ class Controller(QObject):
         when = self._now() + timedelta(seconds=duration)
         d = decide(self._content.playlists, when, self._cursor, self.config.tz,
                    self._available())
-        if d.choice is None:
-            return
-        nxt = d.choice
-        zones = self._composer.scene_of(nxt, self._content, when).zones
-        self._stage.prefetch(nxt, zones)
-        if surface_of(nxt.item.type) is Surface.CLIP and nxt.item.media:
-            path = self._stage.media_path(nxt.item.media)
-            _, _, w, h = zones.main
+        if d.choice is not None:
             current = self._current
-
-            def preroll() -> None:
-                if self._current is current and not self._closed:
-                    self._video.preroll(nxt, path, w, h)
-
-            QTimer.singleShot(max(0, round((duration - PREROLL_S) * 1000)), preroll)
+            self._lookahead.prepare(d.choice, self._content, when, duration,
+                                    lambda: self._current is current and not self._closed)
 
     def _skip(self, choice: Choice, reason: str) -> bool:
         log.warning("skipped %s/%s: %s", choice.playlist.id, choice.item.id, reason)
@@ -374,13 +329,12 @@ class Controller(QObject):
         self._proof.skipped(choice, self._content.version, reason)
         return False
 
-    def _finish(self, outcome: str, detail: str = "") -> None:
+    def _finish(self, outcome: PlayOutcome, detail: str = "") -> None:
         self._proof.close(outcome, detail)
         self._current = None
         self._item_end = None
         self._end_timer.stop()
-        self._page_timer.stop()
-        self._page, self._pages = 0, 1
+        self._pages.reset()
 
     def _show_idle(self, now: datetime) -> None:
         was_idle = self._lit.mode is ScreenMode.IDLE and self._lit.picture is not None
@@ -414,9 +368,8 @@ class Controller(QObject):
         except ImageError as e:
             log.warning("could not redraw %s: %s", cur.item.id, e)
             return
-        self._page = min(self._page, len(pages) - 1)
-        self._show(replace(scene, picture=pages[self._page][0]))
-        self._turn_page_later(pages)
+        self._show(replace(scene, picture=self._pages.up(pages)))
+        self._pages.turn_later(pages)
 
     # ---- video (GUI thread) ---------------------------------------------------------
     def _video_ready(self, choice: Choice, length: float | None) -> None:
@@ -431,7 +384,7 @@ class Controller(QObject):
         if self._current is not choice:
             return
         if self._proof.on_screen is not None:  # it was on screen, then stalled or broke
-            self._finish("skipped", reason)
+            self._finish(PlayOutcome.SKIPPED, reason)
             if choice.item.media:
                 self._bad_media.add(choice.item.media)
                 self._writer.damaged(choice.item.media, reason)

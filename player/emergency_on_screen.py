@@ -3,8 +3,7 @@ comes on, stopped as it leaves), and its part of the status row."""
 
 from __future__ import annotations
 
-from typing import Any
-
+from content_sync.protocol import Emergency
 from kiosk_config import Config
 from player import slides
 from player.alarm import Alarm
@@ -30,13 +29,13 @@ class EmergencyOnScreen:
         self.since = None
         self._alarm.stop()
 
-    def report(self, current: Choice | None, page: int, pages: int) -> dict[str, Any] | None:
+    def report(self, current: Choice | None, page: int, pages: int) -> Emergency | None:
         if current is None or current.priority != "emergency":
             return None
-        return {"playlist_id": current.playlist.id, "since": self.since,
-                "headline": slides.headline(current.item, current.playlist),
-                "risk_level": current.playlist.risk_level,
-                "page": f"{page + 1}/{pages}", "alarm": self._alarm.state}
+        return Emergency(playlist_id=current.playlist.id, since=self.since,
+                         headline=slides.headline(current.item, current.playlist),
+                         risk_level=current.playlist.risk_level,
+                         page=f"{page + 1}/{pages}", alarm=self._alarm.state)
 
     def close(self) -> None:
         self._alarm.close()

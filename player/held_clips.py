@@ -5,8 +5,9 @@ screen, so that proof of play says why the item was not shown."""
 from __future__ import annotations
 
 import logging
-from typing import Any
 
+from content_sync.db import PlayOutcome
+from content_sync.protocol import HeldClip
 from content_sync.runtime import CLIP_NOTE, DecoderGuard
 from kiosk_config import Config
 from player.content import Content
@@ -31,8 +32,8 @@ class HeldClips:
             self._record(content, held)
         return content.available - held
 
-    def report(self) -> list[dict[str, Any]]:
-        return self.guard.report()
+    def report(self) -> list[HeldClip]:
+        return [HeldClip.read(clip) for clip in self.guard.report()]
 
     def stop(self) -> None:
         self.guard.stop()
@@ -49,5 +50,5 @@ class HeldClips:
                 reason = self.guard.reason(item.media)
                 log.warning("skipped %s: %s", key, reason)
                 self._writer.play(PlayRecord(item.id, pl.id, content.version)
-                                  .close("skipped", reason))
+                                  .close(PlayOutcome.SKIPPED, reason))
                 self.recorded += 1

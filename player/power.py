@@ -104,7 +104,3 @@ class ScreenPower:
                  else f"outside the on-hours {self.on_hours}")
         self.blanked = True
         self.dpms_off = set_dpms(False)
-
-    def report(self) -> dict[str, bool]:
-        return {"blanked": self.blanked, "dpms_off": self.dpms_off,
-                "forced_off": self.forced_off}

@@ -9,6 +9,7 @@ skipped, with a detail (e.g. "preempted by emergency", "screen off").
 
 from __future__ import annotations
 
+from content_sync.db import PlayOutcome
 from player.records import PlayRecord, Writer
 from player.schedule import Choice
 
@@ -41,9 +42,9 @@ class ProofOfPlay:
         if self._outgoing is not None:
             record, detail = self._outgoing
             self._outgoing = None
-            self._write(record.close("played", detail))
+            self._write(record.close(PlayOutcome.PLAYED, detail))
 
-    def close(self, outcome: str, detail: str = "") -> None:
+    def close(self, outcome: PlayOutcome, detail: str = "") -> None:
         """Close the record of the item on screen now."""
         if self._open is not None:
             self._write(self._open.close(outcome, detail))
@@ -52,7 +53,7 @@ class ProofOfPlay:
     def skipped(self, choice: Choice, version: int, reason: str) -> None:
         """An item that never reached the screen."""
         record = PlayRecord(choice.item.id, choice.playlist.id, version)
-        self._write(record.close("skipped", reason))
+        self._write(record.close(PlayOutcome.SKIPPED, reason))
 
     def _write(self, row: dict[str, object]) -> None:
         self._writer.play(row)

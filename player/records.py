@@ -19,12 +19,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from content_sync.db import PlayerStatus, damaged, rows, store
+from content_sync.db import PlayerStatus, PlayOutcome, damaged, rows, store
 
 log = logging.getLogger(__name__)
-
-OUTCOMES = ("played", "skipped", "error")
-
 
 def wall_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
@@ -41,9 +38,9 @@ class PlayRecord:
     started_at: str = field(default_factory=wall_iso)
     started_mono: float = field(default_factory=time.monotonic)
 
-    def close(self, outcome: str, detail: str = "") -> dict[str, Any]:
-        if outcome not in OUTCOMES:
-            raise ValueError(f"outcome {outcome!r} is not one of {OUTCOMES}")
+    def close(self, outcome: PlayOutcome, detail: str = "") -> dict[str, Any]:
+        if outcome not in tuple(PlayOutcome):
+            raise ValueError(f"outcome {outcome!r} is not one of {tuple(PlayOutcome)}")
         return {
             "id": self.id,
             "item_id": self.item_id,
@@ -52,7 +49,7 @@ class PlayRecord:
             "started_at": self.started_at,
             "ended_at": wall_iso(),
             "duration_s": round(time.monotonic() - self.started_mono, 3),
-            "outcome": outcome,
+            "outcome": PlayOutcome(outcome).value,
             "detail": detail,
         }
 
@@ -76,10 +73,9 @@ class Writer:
     def play(self, record: dict[str, Any]) -> None:
         self._q.put(("play", record))
 
-    def status(self, data: PlayerStatus | dict[str, Any]) -> None:
-        """The player's status row (player/window.py ``status()`` gives it as a dict; it is
-        typed in the writer's thread, off the GUI thread)."""
-        self._q.put(("status", data))
+    def status(self, row: PlayerStatus) -> None:
+        """The player's status row (player/status.py builds it), written as it is."""
+        self._q.put(("status", row))
 
     def damaged(self, sha256: str, reason: str) -> None:
         """Tell the sync side a media could not be shown (content_sync/db/damaged.py)."""
@@ -114,7 +110,7 @@ class Writer:
             elif job[0] == "play":
                 self._pending.append(job[1])
             elif job[0] == "status":
-                status = job[1] if isinstance(job[1], PlayerStatus) else PlayerStatus.read(job[1])
+                status = job[1]
             elif job[0] == "damaged" and len(bad) < 1000:
                 bad[job[1]["sha256"]] = job[1]["reason"]
             if conn is None and time.monotonic() >= next_try:

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QCloseEvent, QImage, QResizeEvent
 from PySide6.QtWidgets import QWidget
 
+from content_sync.db import PlayerStatus
 from kiosk_config import Config
 from player import fonts
 from player.bands import Ticker
@@ -96,7 +96,7 @@ class PlayerWindow(QWidget):
     def video_frame(self) -> QImage | None:
         return self.controller.video_frame()
 
-    def status(self) -> dict[str, Any]:
+    def status(self) -> PlayerStatus:
         return self.controller.status()
 
     def shutdown(self) -> None:

@@ -82,7 +82,7 @@ def test_allowed_commands_report_results_in_the_next_heartbeat(tmp_path: Path, q
                                                                 ) -> None:
     from PySide6.QtWidgets import QLabel
 
-    from player.capture import poll_player_requests
+    from player.capture import PlayerActions, poll_player_requests
 
     marker = tmp_path / "rebooted"
     with reference_server(tmp_path / "source") as srv:
@@ -115,11 +115,12 @@ def test_allowed_commands_report_results_in_the_next_heartbeat(tmp_path: Path, q
         label = QLabel("Thông báo")
         label.resize(320, 180)
         qtbot.addWidget(label)
-        label.set_forced_off = lambda off: setattr(label, "forced", off)  # type: ignore[attr-defined]
-        label.restart_player = lambda: setattr(label, "restarted", True)  # type: ignore[attr-defined]
-        answered = poll_player_requests(conn, label, config.cache_dir, 160)
+        did: dict[str, bool] = {}
+        actions = PlayerActions(set_forced_off=lambda off: did.update(forced=off),
+                                restart=lambda: did.update(restarted=True))
+        answered = poll_player_requests(conn, label, config.cache_dir, 160, actions)
         assert len(answered) == 3
-        assert label.forced is True and label.restarted is True  # type: ignore[attr-defined]
+        assert did == {"forced": True, "restarted": True}
         assert (config.cache_dir / "screenshot.jpg").read_bytes()[:3] == b"\xff\xd8\xff"
 
         # The same commands again (answer and long-poll both carry them): run once only.
@@ -210,3 +211,41 @@ def test_server_keeps_expired_commands_from_the_board_and_says_so(tmp_path: Path
     assert db.open_commands(BOARD, now) == []
     (cmd,) = db.commands(BOARD)
     assert cmd["state"] == "expired" and cmd["result"] is None
+
+
+def test_the_player_window_switches_its_screen_through_the_actions_it_is_given(
+        tmp_path: Path, qtbot: Any) -> None:
+    """Real PlayerWindow, offscreen: given no way to switch the screen, the player says so
+    and shows on; given the window's own switch, it blanks; after a restart the screen
+    stays off (the operator's switch is in the database)."""
+    from player.capture import PlayerActions, apply_forced_off_at_start, poll_player_requests
+    from player.window import PlayerWindow
+    from tests.kit.player import Board, playlist
+    from tests.kit.player import make_config as player_config
+
+    board = Board(player_config(tmp_path))
+    board.publish([playlist("p", [{"id": "t", "type": "text", "title": "Một",
+                                   "duration": 3600}])])
+    board.close()
+    config = board.config
+    w = PlayerWindow(config)
+    qtbot.addWidget(w)
+    qtbot.waitUntil(lambda: w.current is not None, timeout=5000)
+    conn = store.connect(config.db_path)
+    player_requests.add(conn, "off-1", "screen_off")
+    assert poll_player_requests(conn, w, config.cache_dir, 160) == ["off-1"]
+    (refused,) = player_requests.answered(conn)
+    assert not refused["ok"] and "cannot switch the screen" in refused["detail"]
+    assert w.mode == "normal"
+    actions = PlayerActions(set_forced_off=w.set_forced_off)
+    player_requests.add(conn, "off-2", "screen_off")
+    assert poll_player_requests(conn, w, config.cache_dir, 160, actions) == ["off-2"]
+    assert w.mode == "blanked" and w.status().screen.forced_off is True
+    w.shutdown()
+
+    again = PlayerWindow(config)  # the player restarted
+    qtbot.addWidget(again)
+    assert apply_forced_off_at_start(conn, PlayerActions(set_forced_off=again.set_forced_off))
+    qtbot.waitUntil(lambda: again.mode == "blanked", timeout=5000)
+    again.shutdown()
+    conn.close()

@@ -73,8 +73,8 @@ def open_window(config: Config, qtbot: Any, board: Board) -> Any:
 
 
 def alarm_state(window: Any) -> str | None:
-    emergency = window.status()["emergency"]
-    return None if emergency is None else emergency["alarm"]
+    emergency = window.status().emergency
+    return None if emergency is None else emergency.alarm
 
 
 def read_wav(path: Path) -> tuple[float, array.array[int], int]:

@@ -56,22 +56,22 @@ def emergency_window(tmp_path: Path, geometry: str, qtbot: Any) -> Any:
 def test_headline_is_large_on_a_strip_board(tmp_path: Path, qtbot: Any) -> None:
     window = emergency_window(tmp_path, "1920x96+0+0", qtbot)
     img = window.grab().toImage()
-    status = window.status()["emergency"]
+    status = window.status().emergency
     window.close()
     band = tallest_text_band(img, left=96 * 3)  # the badge is at most 2.2 × the height
     assert band >= 96 // 3, f"the tallest line of text is {band} px on a 96 px board"
-    assert status["page"] == "1/3"
+    assert status is not None and status.page == "1/3"
 
 
 def test_strip_board_turns_to_body_and_instructions(tmp_path: Path, qtbot: Any) -> None:
     window = emergency_window(tmp_path, "1920x96+0+0", qtbot)
     first = window.grab().toImage()
-    seen = {window.status()["emergency"]["page"]}
+    seen = {window.status().emergency.page}
     for _ in range(2):  # each page stays a few seconds (reading time)
-        before = window.status()["emergency"]["page"]
-        qtbot.waitUntil(lambda b=before: window.status()["emergency"]["page"] != b,
+        before = window.status().emergency.page
+        qtbot.waitUntil(lambda b=before: window.status().emergency.page != b,
                         timeout=15000)
-        seen.add(window.status()["emergency"]["page"])
+        seen.add(window.status().emergency.page)
         assert window.grab().toImage() != first, "the page turned but the picture did not"
         assert tallest_text_band(window.grab().toImage(), left=96 * 3) >= 96 // 4
     assert seen == {"1/3", "2/3", "3/3"}
@@ -81,6 +81,6 @@ def test_strip_board_turns_to_body_and_instructions(tmp_path: Path, qtbot: Any) 
 
 def test_full_size_board_keeps_one_banner(tmp_path: Path, qtbot: Any) -> None:
     window = emergency_window(tmp_path, "1280x720+0+0", qtbot)
-    assert window.status()["emergency"]["page"] == "1/1"
+    assert window.status().emergency.page == "1/1"
     assert tallest_text_band(window.grab().toImage(), inset=20) >= 720 // 12
     window.close()

@@ -112,11 +112,11 @@ def test_a_clock_jump_is_noticed_and_reported(qtbot: QtBot, board: Board,
     qtbot.waitUntil(lambda: w.mode == "emergency", timeout=5000)
     clock.now -= timedelta(days=1)  # NTP steps the clock back a day
     qtbot.waitUntil(lambda: w.mode == "normal", timeout=5000)
-    assert w.status()["clock"]["jumps"] >= 1
+    assert w.status().clock.jumps >= 1
     clock.now = datetime(2020, 1, 1, 12, 0, tzinfo=VN)  # RTC reset to a factory date
     qtbot.wait(300)
     st = w.status()
-    assert st["clock"]["ok"] is False and "2020-01-01" in st["clock"]["reason"]
+    assert st.clock.ok is False and "2020-01-01" in st.clock.reason
 
 
 def test_the_header_clock_and_idle_screen_follow_the_minute(qtbot: QtBot, board: Board,

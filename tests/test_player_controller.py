@@ -144,3 +144,25 @@ def test_the_status_row_names_the_mode_and_the_item(qtbot: QtBot, board: Board,
     status = board.status()
     assert status is not None and status["state"] == "normal"
     assert status["current"]["type"] == "text"
+
+
+def test_the_controller_builds_the_typed_row_in_the_shape_of_the_previous_release(
+        qtbot: QtBot, board: Board, driven: Driven) -> None:
+    """The controller hands the writer a PlayerStatus (no dict to convert on the way); its
+    JSON has every key the previous release wrote, and the last one says "stopped"."""
+    from content_sync.db import PlayerState, PlayerStatus
+    from tests.test_status_rows import PLAYER_ROW
+
+    board.publish([playlist("p", [{"id": "t", "type": "text", "title": "Một",
+                                   "duration": 3600}])])
+    qtbot.waitUntil(lambda: driven.started == ["t"], timeout=5000)
+    row = driven.c.status()
+    assert isinstance(row, PlayerStatus) and row.state == PlayerState.NORMAL
+    data = row.to_json()
+    assert data.keys() == PLAYER_ROW.keys()
+    for part in ("current", "screen", "clock"):
+        assert data[part].keys() == PLAYER_ROW[part].keys(), part
+    driven.close()
+    stored = board.status()
+    assert stored is not None and stored["state"] == "stopped"
+    assert stored.keys() - {"updated_at"} == PLAYER_ROW.keys()  # get_status adds the column

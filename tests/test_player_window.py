@@ -35,7 +35,7 @@ def open_window(qtbot: QtBot, board: Board) -> PlayerWindow:
 
 def wait_item(qtbot: QtBot, w: PlayerWindow, item_id: str) -> None:
     qtbot.waitUntil(lambda: w.current is not None and w.current.item.id == item_id
-                    and w.status()["current"]["started_at"] is not None, timeout=5000)
+                    and w.status().current.started_at is not None, timeout=5000)
 
 
 def grab(w: PlayerWindow) -> QImage:
@@ -214,7 +214,7 @@ def test_screen_off_by_command_and_an_emergency_still_shows(qtbot: QtBot, board:
     wait_item(qtbot, w, "n")
     w.set_forced_off(True)
     assert w.mode == "blanked" and w.current is None
-    assert w.status()["screen"]["forced_off"] is True
+    assert w.status().screen.forced_off is True
     board.publish([playlist("e", [{"id": "e", "type": "text", "title": "SẠT LỞ ĐẤT",
                                    "duration": 60}], priority="emergency")])
     qtbot.waitUntil(lambda: w.mode == "emergency", timeout=5000)

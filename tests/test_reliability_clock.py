@@ -75,8 +75,8 @@ def test_clock_jumps_by_an_hour_and_a_day_while_playing(qtbot: QtBot, board: Boa
             assert len(seen) >= 2, (jump, seen)
     status = w.status()
     w.close()
-    assert status["clock"]["jumps"] == len(steps) - 1
-    assert status["clock"]["ok"] is True
+    assert status.clock.jumps == len(steps) - 1
+    assert status.clock.ok is True
     played = [p for p in board.plays() if p["outcome"] == "played"
               and p["detail"] != "player stopped"]
     assert len(played) >= 10

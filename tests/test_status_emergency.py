@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 import requests
 
-from content_sync.db import store
+from content_sync.db import PlayerStatus, store
 from content_sync.net.http import make_session
 from content_sync.report.status_report import run_heartbeat_once
 from content_sync.server import status_page
@@ -35,7 +35,7 @@ def iso(t: datetime) -> str:
 
 def emergency_status(since: datetime, headline: str = HEADLINE,
                      risk_level: Any = 4) -> dict[str, Any]:
-    """What player/window.py ``status()`` writes while an emergency item is on screen."""
+    """What player/status.py builds while an emergency item is on screen."""
     return {"state": "emergency",
             "current": {"playlist_id": "khan-cap", "item_id": "canh-bao-1", "type": "text",
                         "priority": "emergency", "started_at": iso(since)},
@@ -57,7 +57,7 @@ def normal_status() -> dict[str, Any]:
 
 def write_player_status(db: Path, data: dict[str, Any]) -> None:
     w = Writer(db)  # the player's own writer thread (store.set_status(conn, "player", ...))
-    w.status(data)
+    w.status(PlayerStatus.read(data))
     w.close()
 
 

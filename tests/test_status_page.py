@@ -15,7 +15,7 @@ import pytest
 import requests
 from PIL import Image
 
-from content_sync.db import store
+from content_sync.db import PlayerStatus, store
 from content_sync.net.http import make_session
 from content_sync.report import screenshot_upload
 from content_sync.report.status_report import run_heartbeat_once
@@ -66,9 +66,10 @@ def test_status_page_in_headless_chromium(tmp_path: Path) -> None:
     with reference_server(tmp_path / "source") as srv:
         config, _ = make_config(tmp_path / "box", srv.url, screenshot_width=200)
         w = Writer(config.db_path)
-        w.status({"state": "normal", "current": {"playlist_id": "thong-bao", "item_id": "tb-1",
-                                                  "started_at": "2026-11-24T01:00:00+00:00"},
-                  "screen": {"width": 768, "height": 384, "x": 0, "y": 0, "blanked": False}})
+        w.status(PlayerStatus.read({
+            "state": "normal", "current": {"playlist_id": "thong-bao", "item_id": "tb-1",
+                                           "started_at": "2026-11-24T01:00:00+00:00"},
+            "screen": {"width": 768, "height": 384, "x": 0, "y": 0, "blanked": False}}))
         w.close()
         conn = store.connect(config.db_path)
         session = make_session(config)

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from content_sync.db import player_requests, store
+from content_sync.db import PlayerStatus, player_requests, store
 from content_sync.net.http import make_session
 from content_sync.report import sysinfo
 from content_sync.report.status_report import build_status, run_heartbeat_once
@@ -29,7 +29,7 @@ REQUIRED = {
 
 
 def player_status(item: str = "anh-1", blanked: bool = False) -> dict[str, Any]:
-    """What player/window.py ``status()`` writes."""
+    """What player/status.py builds."""
     return {"state": "blanked" if blanked else "normal",
             "current": {"playlist_id": "thong-bao", "item_id": item, "type": "image",
                         "priority": "normal", "started_at": "2026-11-24T01:00:00.000+00:00"},
@@ -41,7 +41,7 @@ def player_status(item: str = "anh-1", blanked: bool = False) -> dict[str, Any]:
 
 def write_player_status(db: Path, data: dict[str, Any]) -> None:
     w = Writer(db)  # the player's own writer thread
-    w.status(data)
+    w.status(PlayerStatus.read(data))
     w.close()
 
 

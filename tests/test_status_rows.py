@@ -48,7 +48,7 @@ KEYS_SENT: dict[str, Any] = {
              "source": None, "state": None, "updated_at": None},
 }
 
-# What player/window.py status() writes (every key it has).
+# What player/status.py builds (every key it has).
 PLAYER_ROW: dict[str, Any] = {
     "state": "emergency",
     "current": {"playlist_id": "bao-lu", "item_id": "tb-1", "type": "text",
@@ -78,7 +78,7 @@ def test_the_heartbeat_keeps_the_keys_the_previous_release_sent(tmp_path: Path) 
     config, _ = make_config(tmp_path / "box", "http://127.0.0.1:9/")
     add_plays(config.db_path, 2)
     w = Writer(config.db_path)
-    w.status(PLAYER_ROW)
+    w.status(PlayerStatus.read(PLAYER_ROW))
     w.close()
     conn = store.connect(config.db_path)
     with store.transaction(conn):
@@ -99,7 +99,7 @@ def test_the_heartbeat_keeps_the_keys_the_previous_release_sent(tmp_path: Path) 
 def test_the_player_row_is_written_as_the_player_gave_it(tmp_path: Path) -> None:
     config, _ = make_config(tmp_path / "box", "http://127.0.0.1:9/")
     w = Writer(config.db_path)
-    w.status(PLAYER_ROW)
+    w.status(PlayerStatus.read(PLAYER_ROW))
     w.close()
     conn = store.connect(config.db_path)
     (data,) = conn.execute("SELECT data FROM status WHERE component='player'").fetchone()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from enum import StrEnum
 from typing import Any, ClassVar, TypeVar
 
 from content_sync.db import store
@@ -59,11 +60,22 @@ class PlayerClock(Tolerant):
     timezone: str | None = None
 
 
+class PlayerState(StrEnum):
+    """The ``state`` of the player's row: while it runs, the mode of its screen (the values
+    of player.scene.ScreenMode); STOPPED after a clean exit."""
+
+    NORMAL = "normal"
+    EMERGENCY = "emergency"
+    IDLE = "idle"
+    BLANKED = "blanked"
+    STOPPED = "stopped"
+
+
 class PlayerStatus(StatusRow):
-    """What player/window.py ``status()`` says, rewritten while the player runs."""
+    """What player/status.py builds, rewritten while the player runs."""
 
     COMPONENT: ClassVar[str] = "player"
-    state: str | None = None  # the player's mode; "stopped" after a clean exit
+    state: str | None = None  # a PlayerState's value (a str: another release's still reads)
     current: PlayingNow | None = None
     emergency: Emergency | None = None
     manifest_version: int | None = None

@@ -21,6 +21,7 @@ from content_sync.db import (
     HeartbeatDelivery,
     PlayerClock,
     PlayerScreen,
+    PlayerState,
     PlayerStatus,
     PlayingNow,
     SyncStatus,
@@ -65,7 +66,7 @@ def _player(conn: sqlite3.Connection) -> PlayerReport:
     cur, screen = p.current or PlayingNow(), p.screen or PlayerScreen()
     clock = p.clock or PlayerClock()
     return PlayerReport(
-        running=None if age is None else (age <= PLAYER_STALE_S and p.state != "stopped"),
+        running=None if age is None else (age <= PLAYER_STALE_S and p.state != PlayerState.STOPPED),
         updated_at=p.updated_at, state=p.state,
         item_id=cur.item_id, playlist_id=cur.playlist_id, item_type=cur.type,
         item_since=cur.started_at, priority=cur.priority,

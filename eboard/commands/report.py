@@ -19,7 +19,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from content_sync.db import store
+from content_sync.db import PlayOutcome, store
 from content_sync.report import local_day
 from eboard.commands.common import add_config_option, config_or_exit
 
@@ -81,7 +81,7 @@ def collect(conn: sqlite3.Connection, start: date, end: date, tz: Any) -> list[d
 
     def add(playlist: str, item: str, outcome: str, plays: int, seconds: float) -> None:
         row = acc[(playlist, item)]
-        if outcome == "played":
+        if outcome == PlayOutcome.PLAYED:
             row["plays"] += plays
             row["seconds"] += seconds
         else:

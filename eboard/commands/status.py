@@ -16,7 +16,7 @@ from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import Any
 
-from content_sync.db import SchemaTooNew, rows, store
+from content_sync.db import PlayerState, SchemaTooNew, rows, store
 from content_sync.protocol import Heartbeat, PlayerReport, Refusal
 from content_sync.report import build_heartbeat
 from content_sync.runtime import age_s, human
@@ -132,7 +132,7 @@ def emergency_line(player: PlayerReport, tz: tzinfo,
     since = _when(e.since, tz, now)
     if player.running:
         return True, f"EMERGENCY on screen since {since}: {what}"
-    if player.state == "stopped":
+    if player.state == PlayerState.STOPPED:
         why = "the player reported that it stopped"
     else:
         age = age_s(player.updated_at, now)
