@@ -1,14 +1,16 @@
 """Layered TOML loading: defaults ← /etc/eboard/eboard.toml ← conf.d/*.toml ← --config.
 
 Each layer is checked for unknown keys on its own, so a problem names the file that
-holds it. The merged result is then validated by the schema; each value error is
-traced back to the file that set the key.
+holds it; the rest of that layer is still applied. The merged result is then validated
+by the schema, whatever was found before, so one run reports every problem of every
+file; each value error is traced back to the file that set the key.
 """
 
 from __future__ import annotations
 
 import difflib
 import os
+import re
 import tomllib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -17,7 +19,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from kiosk_config.schema import Config
+from kiosk_config.schema import Config, Refusal
 
 DEFAULTS = "(defaults)"
 PATH_KEYS = ("source.token_file", "source.ca_bundle", "cache.dir", "emergency.alarm_file")
@@ -70,25 +72,27 @@ def layer_files(extra: Path | None = None) -> list[Path]:
     return files
 
 
-def _unknown_keys(
-    data: dict[str, Any], model: type[BaseModel], prefix: str, file: str
-) -> list[ConfigProblem]:
-    problems = []
+def _known_part(data: dict[str, Any], model: type[BaseModel], prefix: str, file: str,
+                problems: list[ConfigProblem]) -> dict[str, Any]:
+    """``data`` without its unknown keys and ill-shaped tables, each one a problem: the
+    rest of the file is still checked (and used by the check), so that one run shows
+    every problem."""
+    known: dict[str, Any] = {}
     fields = model.model_fields
     for key, value in data.items():
         dotted = f"{prefix}{key}"
         if key not in fields:
             close = difflib.get_close_matches(key, list(fields), n=1, cutoff=0.6)
             hint = f"; did you mean '{prefix}{close[0]}'?" if close else ""
-            known = ", ".join(sorted(fields))
+            known_here = ", ".join(sorted(fields))
             problems.append(
-                ConfigProblem(file, dotted, f"unknown key (known here: {known}){hint}")
+                ConfigProblem(file, dotted, f"unknown key (known here: {known_here}){hint}")
             )
             continue
         sub = fields[key].annotation
         if isinstance(sub, type) and issubclass(sub, BaseModel):
             if isinstance(value, dict):
-                problems.extend(_unknown_keys(value, sub, dotted + ".", file))
+                known[key] = _known_part(value, sub, dotted + ".", file, problems)
             else:
                 problems.append(
                     ConfigProblem(file, dotted, f"expected a table [{dotted}], got {value!r}")
@@ -97,7 +101,9 @@ def _unknown_keys(
             problems.append(
                 ConfigProblem(file, dotted, f"expected a single value, not a table [{dotted}]")
             )
-    return problems
+        else:
+            known[key] = value
+    return known
 
 
 def _merge(into: dict[str, Any], layer: dict[str, Any], file: str,
@@ -156,15 +162,59 @@ def _read_layer(path: Path) -> tuple[dict[str, Any] | None, ConfigProblem | None
     return data, None
 
 
+# What a strict type error expects, said as a technician writes TOML.
+_EXPECTED = {
+    "bool_type": "a valid boolean: true or false, without quotes",
+    "int_type": "a valid integer: a whole number, without quotes",
+    "float_type": "a valid number, without quotes",
+    "string_type": "a valid string, in quotes",
+    "list_type": "a valid list [...]",
+}
+_TRUE, _FALSE = {"true", "yes", "on", "1"}, {"false", "no", "off", "0"}
+
+
+def _did_you_mean(err: dict[str, Any]) -> str:
+    """The value the technician probably meant, where one fits."""
+    got, kind = err.get("input"), err.get("type")
+    if kind == "bool_type" and isinstance(got, (str, int)):
+        word = str(got).strip().lower()
+        meant = "true" if word in _TRUE else "false" if word in _FALSE else None
+        return f"; did you mean {meant}?" if meant else ""
+    if kind in ("int_type", "float_type") and isinstance(got, str):
+        try:
+            number = int(got.strip()) if kind == "int_type" else float(got.strip())
+        except ValueError:
+            return ""
+        return f"; did you mean {number!r}?"
+    if kind == "string_type" and isinstance(got, (bool, int, float)):
+        return f"; did you mean {_toml_quoted(got)}?"
+    if kind == "literal_error" and isinstance(got, str):
+        allowed = re.findall(r"'([^']*)'", str((err.get("ctx") or {}).get("expected", "")))
+        close = difflib.get_close_matches(got, allowed, n=1, cutoff=0.6)
+        return f"; did you mean '{close[0]}'?" if close else ""
+    return ""
+
+
+def _toml_quoted(value: bool | int | float) -> str:
+    text = ("true" if value else "false") if isinstance(value, bool) else repr(value)
+    return f'"{text}"'
+
+
 def _describe_error(err: dict[str, Any]) -> str:
-    msg = str(err.get("msg", "invalid value"))
-    msg = msg.removeprefix("Value error, ").removeprefix("Input should be ")
-    if msg.startswith(("greater", "less")):
-        msg = "a value " + msg
+    refusal = (err.get("ctx") or {}).get("error")
+    if isinstance(refusal, Refusal):
+        return str(refusal)
     got = err.get("input")
+    msg = _EXPECTED.get(str(err.get("type")), "")
+    if not msg:
+        msg = str(err.get("msg", "invalid value"))
+        msg = msg.removeprefix("Value error, ").removeprefix("Input should be ")
+        if msg.startswith(("greater", "less")):
+            msg = "a value " + msg
+        msg = msg[0].lower() + msg[1:] if msg else msg
     if isinstance(got, dict):
         return f"expected {msg}"
-    return f"expected {msg[0].lower() + msg[1:] if msg else msg}; got {got!r}"
+    return f"expected {msg}; got {got!r}{_did_you_mean(err)}"
 
 
 def load(extra: Path | None = None, files: Iterable[Path] | None = None) -> LoadResult:
@@ -179,26 +229,36 @@ def load(extra: Path | None = None, files: Iterable[Path] | None = None) -> Load
             problems.append(problem)
             continue
         assert data is not None
-        unknown = _unknown_keys(data, Config, "", str(path))
-        problems.extend(unknown)
-        if unknown:
-            continue
+        data = _known_part(data, Config, "", str(path), problems)
         problems.extend(_resolve_paths(data, path.parent, str(path)))
         _merge(merged, data, str(path), origins)
     result = LoadResult(config=None, files=paths, origins=origins, raw=merged)
-    if problems:
-        result.problems = problems
-        return result
     try:
-        result.config = Config.model_validate(merged)
+        config = Config.model_validate(merged)
     except ValidationError as e:
         for err in e.errors():
             dotted = ".".join(str(p) for p in err["loc"])
-            top = ".".join(str(p) for p in err["loc"][:2])
-            file = origins.get(dotted) or origins.get(top, DEFAULTS)
-            problems.append(ConfigProblem(file, dotted, _describe_error(dict(err))))
-        result.problems = problems
+            file = _origin(origins, err["loc"], [str(p) for p in paths])
+            problems.append(ConfigProblem(file, dotted,
+                                          _describe_error(dict(err))))
+    else:
+        if not problems:
+            result.config = config
+    result.problems = problems
     return result
+
+
+def _origin(origins: dict[str, str], loc: tuple[int | str, ...], order: list[str]) -> str:
+    """The file that set the key at ``loc``; for a whole table (a rule over several of its
+    keys), the last file that set a key in it; for an item of a list, the list's file."""
+    dotted = ".".join(str(p) for p in loc)
+    if dotted in origins:
+        return origins[dotted]
+    top = ".".join(str(p) for p in loc[:2])
+    if top in origins:
+        return origins[top]
+    inside = {f for k, f in origins.items() if k.startswith(dotted + ".")}
+    return max(inside, key=order.index) if inside else DEFAULTS
 
 
 def load_config(extra: Path | None = None) -> Config:

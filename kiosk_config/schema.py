@@ -1,32 +1,72 @@
 """The box's configuration, declared as a schema.
 
 Every key here is documented in ``eboard.example.toml`` (a test checks that the two
-agree). Models forbid unknown keys so that a typo is an error, not a silent default.
+agree). Models forbid unknown keys so that a typo is an error, not a silent default, and
+are strict: a value must have its key's TOML type (``alarm = "yes"`` is not a boolean,
+``poll_interval = "60"`` not a number). A rule over several keys of a table (a
+:meth:`Section.cross_key_problems`) is reported beside the other problems of that table,
+not only once they are fixed.
 """
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    ModelWrapValidatorHandler,
+    ValidationError,
     ValidationInfo,
     field_validator,
     model_validator,
 )
+
+from kiosk_config.urls import url_refusal
 
 GEOMETRY_RE = re.compile(r"^(\d{2,5})x(\d{2,5})\+(-?\d{1,5})\+(-?\d{1,5})$")
 BOARD_ID_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,127}$")
 HOURS_RE = re.compile(r"^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-4]):[0-5]\d$")
 
 
+class Refusal(ValueError):
+    """A value refused by a rule: the message is a whole sentence, not an 'expected …'."""
+
+
 class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    @classmethod
+    def cross_key_problems(cls, data: dict[str, Any]) -> list[tuple[str, str]]:
+        """(key, why) for each rule over several keys of this table that ``data`` (the raw
+        table, not yet validated: check the types you rely on) breaks."""
+        return []
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _with_cross_key_rules(cls, data: Any, handler: ModelWrapValidatorHandler[Self]
+                              ) -> Self:
+        """The table's own errors and its cross-key rules' together, in one error."""
+        errors: list[Any] = []
+        model = None
+        try:
+            model = handler(data)
+        except ValidationError as e:
+            errors = [{k: v for k, v in err.items() if k in ("type", "loc", "input", "ctx")}
+                      for err in e.errors(include_url=False)]
+        if isinstance(data, dict):
+            wrong = {err["loc"][0] for err in errors if err["loc"]}
+            errors.extend({"type": "value_error", "loc": (key,), "input": data.get(key),
+                           "ctx": {"error": Refusal(why)}}
+                          for key, why in cls.cross_key_problems(data) if key not in wrong)
+        if errors:
+            raise ValidationError.from_exception_data(cls.__name__, errors)
+        assert model is not None
+        return model
 
 
 class BoardConfig(Section):
@@ -74,6 +114,15 @@ class SourceConfig(Section):
                 "e.g. 'https://httt.example.gov.vn/eboard/v1/' or 'file:///media/usb/eboard/'"
             )
         return v if v.endswith("/") else v + "/"
+
+    @classmethod
+    def cross_key_problems(cls, data: dict[str, Any]) -> list[tuple[str, str]]:
+        url, allow = data.get("url"), data.get("allow_insecure_http", False)
+        if isinstance(url, str) and isinstance(allow, bool):
+            why = url_refusal(url, allow, "source.allow_insecure_http")
+            if why:
+                return [("url", why)]
+        return []
 
 
 class CacheConfig(Section):

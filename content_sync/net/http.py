@@ -4,12 +4,12 @@ Everything that speaks HTTP for the box goes through :func:`make_session`, which
 sets timeouts, connection retries (urllib3's Retry, capped exponential backoff),
 the proxy, the User-Agent, the CA bundle and the board's bearer token. Redirects
 are followed only within the same scheme, and plain http is refused for any host
-but loopback unless ``source.allow_insecure_http`` is set.
+but loopback unless ``source.allow_insecure_http`` is set (the rule of
+``kiosk_config.urls``, which ``eboard config check`` applies too).
 """
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 from typing import Any
 from urllib.parse import urlsplit
@@ -19,9 +19,10 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from kiosk_config import Config, read_token
+from kiosk_config.urls import is_loopback as is_loopback  # re-exported: the rule is here
+from kiosk_config.urls import url_refusal
 from kiosk_config.version import __version__
 
-LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
 MERGED_MAX = 64  # origins whose merged environment settings a session remembers
 
 
@@ -33,25 +34,11 @@ class RedirectRefused(requests.RequestException):
     """A redirect tried to change the scheme (e.g. https to http)."""
 
 
-def is_loopback(host: str) -> bool:
-    host = host.strip("[]").lower()
-    if host in LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def check_url(url: str, allow_insecure_http: bool) -> None:
     """Refuse plain http to a non-loopback host unless explicitly allowed."""
-    parts = urlsplit(url)
-    if parts.scheme == "http" and not allow_insecure_http and not is_loopback(parts.hostname or ""):
-        raise SourceConfigError(
-            f"source.url {url} uses plain http to {parts.hostname}; anyone on the path could "
-            "read or alter traffic. Use https, or set source.allow_insecure_http = true "
-            "if this network is trusted"
-        )
+    why = url_refusal(url, allow_insecure_http, "source.allow_insecure_http")
+    if why:
+        raise SourceConfigError(f"source.url {why}")
 
 
 class _BearerAuth(requests.auth.AuthBase):
