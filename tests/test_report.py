@@ -12,6 +12,8 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+
 from content_sync.db import store
 from content_sync.net.http import make_session
 from content_sync.report import outbox
@@ -92,9 +94,29 @@ def test_report_sums_history_folded_and_waiting_plays(tmp_path: Path) -> None:
     assert out.read_text(encoding="utf-8-sig").splitlines()[-1].startswith("TOTAL,,,6,")
 
 
-def test_report_refuses_bad_dates_with_the_fix(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("dates", "says"), [
+    (("--from", "01/11/2026", "--to", "2026-11-30"),
+     "argument --from: '01/11/2026' is not a date; write it as YYYY-MM-DD"),
+    (("--from", "2026-11-01", "--to", "2026-11-31"),
+     "argument --to: '2026-11-31' is not a date; write it as YYYY-MM-DD"),
+    (("--from", "2026-12-01", "--to", "2026-11-01"),
+     "argument --from: 2026-12-01 is after --to 2026-11-01; swap them"),
+    (("--from", "2026-11-01"), "the following arguments are required: --to"),
+])
+def test_report_usage_errors_exit_2_naming_the_flag(tmp_path: Path, dates: tuple[str, ...],
+                                                    says: str) -> None:
+    """Like argparse's own: an unreadable date exited 1, reversed dates 2."""
     _, path = make_config(tmp_path / "box", "http://127.0.0.1:9/")
-    r = eboard(path, "--from", "01/11/2026", "--to", "2026-11-30")
-    assert r.returncode != 0 and "write it as YYYY-MM-DD" in r.stderr
-    r = eboard(path, "--from", "2026-12-01", "--to", "2026-11-01")
-    assert r.returncode == 2 and "swap them" in r.stderr
+    r = eboard(path, *dates)
+    assert r.returncode == 2, r.stderr
+    assert f"eboard report: error: {says}" in r.stderr
+    assert "Traceback" not in r.stderr and r.stdout == ""
+
+
+def test_report_that_cannot_be_written_says_where_and_exits_1(tmp_path: Path) -> None:
+    config, path = make_config(tmp_path / "box", "http://127.0.0.1:9/")
+    store.connect(config.db_path).close()
+    out = tmp_path / "no-such-folder" / "report.csv"
+    r = eboard(path, "--from", "2026-11-01", "--to", "2026-11-30", "--output", str(out))
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert f"eboard report: cannot write {out} (No such file or directory)" in r.stderr

@@ -43,16 +43,16 @@ def register(sub: argparse._SubParsersAction) -> None:
         "for the periodic report; --vi for Vietnamese headings",
     )
     add_config_option(p)
-    p.add_argument("--from", dest="start", required=True, metavar="DATE",
+    p.add_argument("--from", dest="start", required=True, metavar="DATE", type=_date,
                    help="first day, YYYY-MM-DD (the box's local day)")
-    p.add_argument("--to", dest="end", required=True, metavar="DATE",
+    p.add_argument("--to", dest="end", required=True, metavar="DATE", type=_date,
                    help="last day, YYYY-MM-DD, included")
     p.add_argument("--format", choices=("csv", "json"), default="csv")
     p.add_argument("--vi", action="store_true", help="Vietnamese column headings")
     p.add_argument("--output", type=Path, metavar="FILE",
                    help="write to FILE (CSV with a UTF-8 BOM, so spreadsheets read the "
                    "Vietnamese letters) instead of standard output")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, usage_error=p.error)
 
 
 def _has_table(conn: sqlite3.Connection, name: str) -> bool:
@@ -130,20 +130,21 @@ def render_json(rows: list[dict[str, Any]], lang: str, board: str, start: date, 
     return json.dumps(data, ensure_ascii=False, indent=2) + "\n"
 
 
-def _date(text: str, option: str) -> date:
+def _date(text: str) -> date:
+    """A day as argparse takes it: a wrong one is a usage error (exit status 2), named
+    with its option by argparse."""
     try:
         return date.fromisoformat(text)
     except ValueError:
-        raise SystemExit(f"eboard report: {option} {text!r} is not a date; "
-                         "write it as YYYY-MM-DD, e.g. 2026-10-01") from None
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a date; write it as YYYY-MM-DD, e.g. 2026-10-01") from None
 
 
 def run(args: argparse.Namespace) -> int:
+    start, end = args.start, args.end
+    if start > end:  # a usage error too: exit status 2, said as argparse says the others
+        args.usage_error(f"argument --from: {start} is after --to {end}; swap them")
     config = config_or_exit(args)
-    start, end = _date(args.start, "--from"), _date(args.end, "--to")
-    if start > end:
-        print(f"eboard report: --from {start} is after --to {end}; swap them", file=sys.stderr)
-        return 2
     if not config.db_path.exists():
         print(f"eboard report: no database at {config.db_path}; nothing has been played on "
               "this box yet, or cache.dir points elsewhere", file=sys.stderr)
@@ -158,8 +159,13 @@ def run(args: argparse.Namespace) -> int:
             else render_json(rows, lang, config.board.id, start, end))
     if args.output:
         tmp = args.output.with_name(f".{args.output.name}.tmp")
-        tmp.write_text(text, encoding="utf-8-sig" if args.format == "csv" else "utf-8")
-        tmp.replace(args.output)
+        try:
+            tmp.write_text(text, encoding="utf-8-sig" if args.format == "csv" else "utf-8")
+            tmp.replace(args.output)
+        except OSError as e:
+            print(f"eboard report: cannot write {args.output} ({e.strerror}); check that "
+                  "its folder exists and that this user may write there", file=sys.stderr)
+            return 1
         print(f"wrote {len(rows)} rows for {start} to {end} into {args.output}",
               file=sys.stderr)
     else:
