@@ -79,7 +79,7 @@ def test_eboard_status_names_the_emergency_on_screen(tmp_path: Path) -> None:
     r = eboard_status(path)
     assert r.returncode == 0, r.stderr
     local = since.astimezone(ZoneInfo("Asia/Ho_Chi_Minh")).strftime("%Y-%m-%d %H:%M:%S")
-    line = (f'EMERGENCY on screen since {local} (local time, 3 min ago): "{HEADLINE}" '
+    line = (f'EMERGENCY on screen since {local} (3 min ago): "{HEADLINE}" '
             "(playlist khan-cap, risk level 4)")
     lines = r.stdout.splitlines()
     assert line in lines, r.stdout

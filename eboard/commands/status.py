@@ -12,7 +12,7 @@ import argparse
 import json
 import sqlite3
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
 
@@ -88,24 +88,49 @@ def _printable(value: Any, limit: int = 200) -> str:
     return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
-def _ago(seconds: float) -> str:
+def _ago(seconds: float, future_ok: bool = False) -> str:
     if seconds < -5:
+        if future_ok:
+            return f"in {human(seconds)}"
         return f"{human(seconds)} in the future: check the clock"
     return f"{human(max(seconds, 0.0))} ago"
 
 
-def _when(iso: Any, tz: tzinfo, now: datetime) -> str:
-    """'2026-11-24 14:03:05 (local time, 3 min ago)' from a UTC ISO timestamp."""
+def _parse(iso: Any) -> datetime | None:
+    """An ISO 8601 time as the rows and the heartbeat carry it (naive means UTC)."""
     if not isinstance(iso, str) or not iso:
-        return "an unknown time"
+        return None
     try:
         t = datetime.fromisoformat(iso)
     except ValueError:
-        return _printable(iso, 40)
-    if t.tzinfo is None:
-        t = t.replace(tzinfo=UTC)
-    local = t.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S")
-    return f"{local} (local time, {_ago((now - t).total_seconds())})"
+        return None
+    return t if t.tzinfo is not None else t.replace(tzinfo=UTC)
+
+
+def _at(iso: Any, tz: tzinfo) -> str:
+    """'2026-11-24 14:03:05': the box's local time, without the zone, which the first
+    line names once (:func:`zone`); junk is shown as it is, made printable."""
+    t = _parse(iso)
+    if t is None:
+        return _printable(iso, 40) if iso else "an unknown time"
+    return t.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _when(iso: Any, tz: tzinfo, now: datetime, future_ok: bool = False) -> str:
+    """'2026-11-24 14:03:05 (3 min ago)': local time, as :func:`_at`, and how long ago."""
+    t = _parse(iso)
+    if t is None:
+        return _at(iso, tz)
+    return f"{_at(iso, tz)} ({_ago((now - t).total_seconds(), future_ok)})"
+
+
+def zone(tz: tzinfo, name: str, now: datetime) -> str:
+    """'+07 (Asia/Ho_Chi_Minh)': the zone every time of the screen is written in."""
+    offset = now.astimezone(tz).utcoffset() or timedelta(0)
+    minutes = int(offset.total_seconds() // 60)
+    sign, minutes = ("-" if minutes < 0 else "+"), abs(minutes)
+    text = f"{sign}{minutes // 60:02d}" + (f":{minutes % 60:02d}" if minutes % 60 else "")
+    return f"{text} ({name})"
 
 
 def emergency_line(player: PlayerReport, tz: tzinfo,
@@ -150,41 +175,44 @@ def run(args: argparse.Namespace) -> int:
         data.pop("command_results", None)
         print(json.dumps(data, ensure_ascii=False, indent=2, default=str))
         return 0 if box.heartbeat is not None else 1
-    _line("board", f"{config.board.id} ({config.board.name})")
+    tz, now = config.tz, datetime.now(UTC)
+    _line("board", f"{config.board.id} ({config.board.name}); times are local time, "
+          f"{zone(tz, config.timezone, now)}")
     hb = box.heartbeat
     if hb is None:
         _line("state", box.error)
         return 1
     p = hb.player
-    prominent, emergency = emergency_line(p, config.tz)
+    prominent, emergency = emergency_line(p, tz, now)
     if prominent:
         print(emergency)
     m = hb.manifest
     pending = f", pending {m.pending_version}" if m.pending_version else ""
     _line("active manifest", f"{m.active_version or 'none'}{pending}")
     sync = hb.sync
+    last_success = _when(sync.last_success, tz, now) if sync.last_success else "never"
     _line("sync", f"{sync.state or 'not run yet'}"
-          f"{': ' + sync.reason if sync.reason else ''} "
-          f"(last success {sync.last_success or 'never'})")
+          f"{': ' + sync.reason if sync.reason else ''}; last success {last_success}")
     for err in (sync.errors or [])[:3]:
         _line("  error", err)
     if sync.last_error and sync.state != "up_to_date":
-        _line("  last error", f"{sync.last_error} at {sync.last_error_at}")
+        _line("  last error", f"{sync.last_error} at {_when(sync.last_error_at, tz, now)}")
     running = {True: "running", False: "NOT RUNNING (no status lately)", None: "unknown"}
-    _line("player", f"{running[p.running]}, updated {p.updated_at or 'never'}")
+    updated = _when(p.updated_at, tz, now) if p.updated_at else "never"
+    _line("player", f"{running[p.running]}, updated {updated}")
     _line("on screen", f"{p.item_id or '-'} of {p.playlist_id or '-'}"
-          f"{' since ' + p.item_since if p.item_since else ''}")
+          f"{' since ' + _when(p.item_since, tz, now) if p.item_since else ''}")
     for held in p.clips_held or []:
         _line("  clip held back", f"{str(held.media)[:12]}…: the player died "
               f"{held.deaths} times with it open; tried again after "
-              f"{held.until}. Replace the clip at the source")
+              f"{_when(held.until, tz, now, future_ok=True)}. Replace the clip at the source")
     if not prominent:
         _line("emergency", emergency)
     _line("screen", hb.screen.state or "unknown")
     o = hb.outbox
     folded = f", {o.folded_counts} folded daily counts" if o.folded_counts else ""
     _line("outbox", f"{o.records} proof-of-play records waiting{folded}"
-          f"{' (oldest ' + o.oldest + ')' if o.oldest else ''}")
+          f"{' (oldest ' + _when(o.oldest, tz, now) + ')' if o.oldest else ''}")
     if o.last_error:
         _line("  upload error", o.last_error)
     if box.heartbeat_error:
@@ -194,9 +222,9 @@ def run(args: argparse.Namespace) -> int:
     _line("disk free", f"{d.free_mb} MB of {d.total_mb} MB in {config.cache_dir}")
     clock = hb.clock
     sync_text = {True: "synchronised", False: "NOT synchronised (check NTP)", None: "unknown"}
-    _line("clock", f"{hb.local_time} {hb.timezone}, {sync_text[clock.synchronised]}")
+    _line("clock", f"{_at(hb.local_time, tz)}, {sync_text[clock.synchronised]}")
     if clock.warning:
         _line("  warning", clock.warning)
     for r in box.recent_refusals:
-        _line("  refused", f"{r.at} {r.subject}: {r.reason}")
+        _line("  refused", f"{_at(r.at, tz)} {r.subject}: {r.reason}")
     return 0
