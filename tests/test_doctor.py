@@ -321,9 +321,16 @@ def test_geometry_outside_the_screen_warns(capsys: pytest.CaptureFixture[str], b
     assert rc == 0 and out["display"][0].startswith(f"WARN display {xvfb} is 1280x720")
 
 
-def test_unknown_skip_name(capsys: pytest.CaptureFixture[str], box: Box) -> None:
-    rc, out = doctor(capsys, box, "--skip", "vidoe")
-    assert rc == 1 and "vidoe" in out["doctor"][0]
+def test_unknown_skip_name_is_a_usage_error(capsys: pytest.CaptureFixture[str], box: Box
+                                            ) -> None:
+    """Exit status 2, as argparse's own usage errors: it was 1, a FAILed check to a script."""
+    with pytest.raises(SystemExit) as e:
+        main(["doctor", "--config", str(box.config), "--skip", "vidoe,units"])
+    assert e.value.code == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert ("eboard doctor: error: argument --skip: unknown check(s) to skip: vidoe (did you "
+            "mean 'video' for 'vidoe'?); known: access, source,") in captured.err
 
 
 @pytest.fixture

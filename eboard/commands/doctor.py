@@ -3,12 +3,13 @@
 For the technician at the box (``sudo /opt/eboard/venv/bin/eboard doctor``):
 config, token, source, signature, clock, disk, display, libVLC, font, alarm, units,
 last sync and heartbeat. Exit status 0 when no check FAILs, 1 otherwise, so a
-script or the support hotline can act on it.
+script or the support hotline can act on it; 2 for a wrong command line (argparse's).
 """
 
 from __future__ import annotations
 
 import argparse
+import difflib
 import sys
 from collections.abc import Callable
 
@@ -32,9 +33,24 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,
     add_config_option(p)
     p.add_argument("--display", metavar="DISPLAY",
                    help="X display to test (default: $DISPLAY, else :0 as the kiosk uses)")
-    p.add_argument("--skip", metavar="CHECKS", default="",
+    p.add_argument("--skip", metavar="CHECKS", default=frozenset(), type=_skipped,
                    help="comma-separated checks to leave out: " + ", ".join(SKIPPABLE))
     p.set_defaults(func=run)
+
+
+def _skipped(text: str) -> frozenset[str]:
+    """--skip's checks; an unknown one is a usage error (exit status 2, as argparse's),
+    not a FAIL line a script would take for a problem of the box."""
+    skip = frozenset(s.strip() for s in text.split(",") if s.strip())
+    unknown = sorted(skip - set(SKIPPABLE))
+    if unknown:
+        close = [f"'{m}' for '{u}'" for u in unknown
+                 for m in difflib.get_close_matches(u, SKIPPABLE, n=1)]
+        hint = f" (did you mean {', '.join(close)}?)" if close else ""
+        raise argparse.ArgumentTypeError(
+            f"unknown check(s) to skip: {', '.join(unknown)}{hint}; known: "
+            f"{', '.join(SKIPPABLE)}")
+    return skip
 
 
 def _config_results(args: argparse.Namespace) -> tuple[Config | None, list[Result]]:
@@ -53,11 +69,7 @@ def _config_results(args: argparse.Namespace) -> tuple[Config | None, list[Resul
 
 
 def collect(args: argparse.Namespace) -> list[Result]:
-    skip = {s.strip() for s in (args.skip or "").split(",") if s.strip()}
-    unknown = skip - set(SKIPPABLE)
-    if unknown:
-        return [Result(FAIL, "doctor", f"unknown check(s) to skip: {', '.join(sorted(unknown))};"
-                       f" known: {', '.join(SKIPPABLE)}")]
+    skip: frozenset[str] = args.skip
     config, results = _config_results(args)
     if config is None:
         results.append(Result(WARN, "doctor", "fix the config first; the other checks need it"))

@@ -12,8 +12,12 @@ from eboard.commands.common import add_config_option, config_or_exit
 
 
 def _positive(text: str) -> float:
-    value = float(text)
-    if value <= 0:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds, e.g. 30"
+                                         ) from None
+    if not value > 0:  # NaN too
         raise argparse.ArgumentTypeError(f"{text} is not a positive number of seconds")
     return value
 

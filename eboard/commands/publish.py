@@ -27,18 +27,19 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="Ed25519 private key (from 'eboard keys generate')")
     p.add_argument("--token-file", type=Path, metavar="FILE",
                    help="operator token file (mode 0600), for publishing to a URL")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, usage_error=p.error)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.to.startswith(("http://", "https://")) and not args.token_file:
+        args.usage_error("argument --token-file: publishing to a URL needs --token-file "
+                         "FILE, the operator token (mode 0600)")
     try:
         key = load_private_key(args.key)
         if args.to.startswith(("http://", "https://")):
             from content_sync.publish import current_version, upload
 
             base = args.to if args.to.endswith("/") else args.to + "/"
-            if not args.token_file:
-                raise PublishError("publishing to a URL needs --token-file with the operator token")
             token = read_token(args.token_file)
             pub = prepare(args.playlist, args.board, key, current_version(base, args.board))
             upload(pub, base, token)
