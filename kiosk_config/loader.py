@@ -239,12 +239,14 @@ def load(extra: Path | None = None, files: Iterable[Path] | None = None) -> Load
         for err in e.errors():
             dotted = ".".join(str(p) for p in err["loc"])
             file = _origin(origins, err["loc"], [str(p) for p in paths])
-            problems.append(ConfigProblem(file, dotted,
-                                          _describe_error(dict(err))))
+            problems.append(ConfigProblem(file, dotted, _describe_error(dict(err))))
     else:
         if not problems:
             result.config = config
-    result.problems = problems
+    order = [str(p) for p in paths]
+    # File by file, in the order they apply: what a technician fixes one file at a time.
+    result.problems = sorted(problems, key=lambda p: order.index(p.file) if p.file in order
+                             else len(order))
     return result
 
 

@@ -59,6 +59,9 @@ def test_one_run_shows_every_problem_of_every_file(_isolated_etc: Path, tmp_path
         assert any(line.startswith(f"{file}: {key}: ") and says in line and hint in line
                    for line in got), (key, got)
     assert len(got) == len(expected), got
+    # File by file, in the order the layers apply.
+    files = [line.split(": ", 1)[0] for line in got]
+    assert files == sorted(files, key=[str(main), str(confd), str(extra)].index), got
     assert f"{len(expected)} problem(s):" in r.stderr
     # The good values of a file with an unknown key are still applied and shown.
     assert f'name = "UBND xã Pa Vệ Sủ"    # from {main}' in r.stdout
