@@ -24,7 +24,7 @@ from content_sync.db import store
 from content_sync.server.app import create_app
 from content_sync.server.db import ServerDB
 from content_sync.server.tokens import Tokens
-from kiosk_config import load_config
+from kiosk_config import ConfigError, load_config
 from tests.kit.sync import (
     BOARD,
     Publisher,
@@ -167,7 +167,8 @@ def test_cli_once_offline_is_nonzero_with_reason(tmp_path: Path) -> None:
 
 def test_cli_refuses_plain_http_to_a_remote_host(tmp_path: Path) -> None:
     _, pubkey = make_keys(tmp_path / "keys")
-    write_config(tmp_path, "http://httt.example.gov.vn/eboard/v1/", [pubkey])
+    with pytest.raises(ConfigError, match="allow_insecure_http"):  # the file is written first
+        write_config(tmp_path, "http://httt.example.gov.vn/eboard/v1/", [pubkey])
     r = _cli(tmp_path / "eboard.toml", "--once")
     assert r.returncode == 2 and "allow_insecure_http" in r.stderr
 
