@@ -8,10 +8,10 @@ until a new one is complete and verified, and activation is one SQLite transacti
 from __future__ import annotations
 
 import fcntl
-import json
 import logging
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -22,6 +22,7 @@ from typing import Any
 
 from content_sync.board import cache, interim, plan, repair
 from content_sync.board.fetch import Outcome, Reporter, fetch_all
+from content_sync.board.offered import fetch as fetch_offered
 from content_sync.board.source import Source, SourceError, SourceUnreachable, open_source
 from content_sync.db import SyncStatus, damaged, rows, store
 from content_sync.protocol import dsse, keys, manifest
@@ -116,26 +117,20 @@ class Engine:
             return result
 
     def _run(self, reporter: Reporter | None) -> SyncResult:
-        validators = json.loads(store.get_meta(self.conn, "sync.validators") or "{}")
-        envelope = store.get_meta(self.conn, "sync.envelope")
-        if envelope is None:
-            validators = {}
         try:
-            fetched = self.source.fetch_manifest(self.board, validators)
+            offered = fetch_offered(self.conn, self.source, self.board, self.trusted)
         except SourceUnreachable as e:
             return SyncResult(SyncState.OFFLINE, f"{e}; playing the active content meanwhile")
         except SourceError as e:
             return SyncResult(SyncState.SOURCE_ERROR, str(e))
         skew = None
-        if fetched.server_date is not None:
-            skew = round((fetched.server_date - datetime.now(UTC)).total_seconds(), 1)
-        if fetched.changed:
-            envelope = fetched.body.decode("utf-8", errors="replace")
-            with store.transaction(self.conn):
-                store.set_meta(self.conn, "sync.envelope", envelope)
-                store.set_meta(self.conn, "sync.validators", json.dumps(fetched.validators))
-        assert envelope is not None
-        result = self._process(envelope.encode("utf-8"), reporter)
+        if offered.server_date is not None:
+            skew = round((offered.server_date - datetime.now(UTC)).total_seconds(), 1)
+        if offered.verified is None:
+            result = self._refuse(f"manifest of board {self.board} from {self.source.url}",
+                                  offered.refusal)
+        else:
+            result = self._process(offered.verified, reporter)
         result.clock_skew_s = skew
         return result
 
@@ -146,12 +141,8 @@ class Engine:
         return SyncResult(SyncState.REFUSED, f"refused {subject}: {reason}",
                           offered_version=offered)
 
-    def _process(self, envelope: bytes, reporter: Reporter | None) -> SyncResult:
+    def _process(self, verified: dsse.Verified, reporter: Reporter | None) -> SyncResult:
         where = f"manifest of board {self.board} from {self.source.url}"
-        try:
-            verified = dsse.verify(envelope, self.trusted)
-        except dsse.EnvelopeError as e:
-            return self._refuse(where, str(e))
         try:
             m = manifest.parse(verified.body)
         except manifest.ManifestError as e:
@@ -168,11 +159,21 @@ class Engine:
                 log.warning("%s: %s", what, skip.reason)
         self._check_media()
         active = store.active_version(self.conn)
-        if m.version == active:
-            return self._repair(m, reporter)
         if m.version < active:
             return self._refuse(subject, f"not above the active version {active} (rollback)",
                                 m.version)
+        known = store.manifest_body(self.conn, m.version)
+        if known is not None and known != verified.body:
+            what = "the active version" if m.version == active else "a version received before"
+            return self._refuse(subject, f"{what}, but its content differs from what was "
+                                f"received under version {m.version} (a rollback: a version "
+                                "is never reused); publish the change under a new version",
+                                m.version)
+        if m.version == active:  # the very manifest that is active: repair what it lacks
+            return self._repair(m, reporter)
+        too_far = manifest.version_too_far(m.version, active, int(time.time() * 1000))
+        if too_far is not None:
+            return self._refuse(subject, too_far, m.version)
         state = store.manifest_state(self.conn, m.version)
         if state is not None and state[0] == "refused":
             return SyncResult(SyncState.REFUSED, f"refused {subject}: {state[1]}",

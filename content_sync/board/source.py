@@ -20,9 +20,10 @@ import urllib3
 
 from content_sync.board import download
 from content_sync.net import make_session, short_reason
+from content_sync.protocol import dsse
 from kiosk_config import Config
 
-MAX_MANIFEST_BYTES = 32 * 1024 * 1024  # 10,000 items take about 3 MB
+MAX_MANIFEST_BYTES = dsse.MAX_ENVELOPE_BYTES  # 10,000 items take about 3 MB
 
 
 class SourceUnreachable(Exception):
@@ -97,6 +98,9 @@ class HttpSource:
             raise SourceUnreachable(f"cannot reach {url}: {short_reason(e)}") from None
         except requests.RequestException as e:
             raise SourceError(f"{url}: {e}") from None
+        except ValueError as e:  # a redirect to a URL that cannot be parsed ("http://[::1")
+            raise SourceError(f"{url} redirects to a URL that cannot be used ({e}); check "
+                              "the server's redirect") from None
 
     def fetch_manifest(self, board: str, validators: dict[str, str]) -> Fetched:
         path = f"boards/{board}/manifest.json"
@@ -109,6 +113,10 @@ class HttpSource:
         date = _parse_date(r.headers.get("Date"))
         body = _read_capped(r, MAX_MANIFEST_BYTES if r.status_code == 200 else 65536)
         if r.status_code == 304:
+            if not headers:  # nothing to be "not modified" against
+                raise SourceError(f"{r.url} answered 304 Not Modified to a request that named "
+                                  "no copy (no If-None-Match or If-Modified-Since): a proxy or "
+                                  "cache on the way, or the source's server, answers wrongly")
             return Fetched(False, b"", validators, date)
         if r.status_code == 404:
             raise SourceError(f"no manifest for board {board!r} at {r.url} (404); publish one "
@@ -116,8 +124,15 @@ class HttpSource:
         if r.status_code in (401, 403):
             raise SourceError(f"{r.url} refused access ({r.status_code}); check "
                               "source.token_file holds this board's token")
+        if 300 <= r.status_code < 400:  # a redirect requests did not follow: no Location
+            raise SourceError(f"{r.url} answered HTTP {r.status_code} {r.reason} without a "
+                              "Location to follow; check source.url and the server's redirect")
         if r.status_code != 200:
-            raise SourceError(f"{r.url} answered HTTP {r.status_code} {r.reason}")
+            raise SourceError(f"{r.url} answered HTTP {r.status_code} {r.reason}, not 200 with "
+                              "the signed manifest")
+        if not body.strip():
+            raise SourceError(f"{r.url} answered an empty body (HTTP 200), not a signed "
+                              "manifest; check what the source serves there")
         if len(body) > MAX_MANIFEST_BYTES:
             raise SourceError(f"{r.url} is larger than {MAX_MANIFEST_BYTES >> 20} MB; "
                               "not a manifest this board will read")
@@ -189,6 +204,8 @@ class FileSource:
             if validators.get("etag") == tag:
                 return Fetched(False, b"", validators)
             body = path.read_bytes()
+            if not body.strip():
+                raise SourceError(f"{path} is empty, not a signed manifest; publish it again")
         except FileNotFoundError:
             raise SourceError(f"no manifest for board {board!r} at {path}; publish one for "
                               "this board or check board.id") from None

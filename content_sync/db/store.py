@@ -301,6 +301,12 @@ def manifest_state(conn: sqlite3.Connection, version: int) -> tuple[str, str] | 
     return None if row is None else (str(row[0]), str(row[1] or ""))
 
 
+def manifest_body(conn: sqlite3.Connection, version: int) -> bytes | None:
+    """The signed payload recorded for ``version`` (in any state), or None."""
+    row = conn.execute("SELECT body FROM manifests WHERE version=?", (version,)).fetchone()
+    return None if row is None else bytes(row[0])
+
+
 def pending_version(conn: sqlite3.Connection) -> int | None:
     row = conn.execute("SELECT max(version) FROM manifests WHERE state='pending'").fetchone()
     return None if row is None or row[0] is None else int(row[0])

@@ -31,6 +31,16 @@ FORMAT = "eboard.manifest/1"
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 TIME_RE = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$|^24:00$")
 Priority = Literal["normal", "priority", "emergency"]
+# Versions (docs/ARCHITECTURE.md, "Manifest versions"): at most the largest integer that
+# JSON carries exactly (2^53 - 1, JavaScript's Number.MAX_SAFE_INTEGER; SQLite holds up to
+# 2^63 - 1), and no further ahead than a year and a day past the active version or the
+# time now, in ms since 1970 as eboard publish makes them.
+MAX_VERSION = 2**53 - 1
+VERSION_HORIZON_DAYS = 366
+DAY_MS = 86_400_000
+# 2026-01-01T00:00:00Z in ms: no box's clock is right before this release was made, so a
+# box whose clock lost its RTC battery still takes versions of now.
+VERSION_FLOOR_MS = 1_767_225_600_000
 
 
 class ItemKind(StrEnum):
@@ -189,6 +199,14 @@ class Manifest(_Model):
     # Set by parse() alone (whatever the JSON says): the items of unknown kinds left out.
     skipped: tuple[SkippedItem, ...] = Field(default=(), exclude=True)
 
+    @field_validator("version")
+    @classmethod
+    def _json_safe(cls, v: int) -> int:
+        if v > MAX_VERSION:
+            raise ValueError(f"{str(v)[:40]} is above {MAX_VERSION} (2^53 - 1), the largest "
+                             "integer JSON carries exactly; versions are ms since 1970")
+        return v
+
     @model_validator(mode="after")
     def _references(self) -> Manifest:
         for name in self.media:
@@ -202,6 +220,23 @@ class Manifest(_Model):
                         "that is not listed in 'media'"
                     )
         return self
+
+
+def version_ceiling(active: int, now_ms: int) -> int:
+    """The highest version a board with ``active`` takes when its clock says ``now_ms``."""
+    start = max(active, now_ms, VERSION_FLOOR_MS)
+    return min(MAX_VERSION, start + VERSION_HORIZON_DAYS * DAY_MS)
+
+
+def version_too_far(version: int, active: int, now_ms: int) -> str | None:
+    """Why ``version`` is further ahead than a board takes, or None (see MAX_VERSION)."""
+    ceiling = version_ceiling(active, now_ms)
+    if version <= ceiling:
+        return None
+    return (f"version {version} is more than {VERSION_HORIZON_DAYS} days ahead of the active "
+            f"version {active} and of the box's clock, as ms since 1970 (at most {ceiling}); "
+            "taken, it would make every version of the time between a rollback. Check the "
+            "publisher's clock, or the version it was given by hand")
 
 
 def _one_line(e: ValidationError) -> str:
