@@ -27,8 +27,8 @@ from content_sync.cap import poll_once
 from content_sync.cap.alerts import states
 from content_sync.db import store
 from content_sync.protocol.manifest import Playlist
-from player.schedule import item_playable, playlist_active
 from kiosk_config import Config
+from player.schedule import item_playable, playlist_active
 from tests.kit.cap import (
     BILLION_LAUGHS,
     LAT,
@@ -417,6 +417,13 @@ def test_turning_the_feed_off_clears_its_overlays(
     assert len(shown(conn)) == 1
     r = poll_once(Config(), conn, now=NOW)
     assert r.state == "off" and shown(conn) == []
+    assert store.get_status(conn, "cap")["state"] == "off"
+
+
+def test_cap_off_on_a_board_that_never_had_it_writes_nothing(conn: sqlite3.Connection) -> None:
+    # the daemon runs the clearing once at every start: a board without CAP keeps no row
+    assert poll_once(Config(), conn, now=NOW).state == "off"
+    assert store.get_status(conn, "cap") is None
 
 
 def test_config_needs_an_area_when_a_feed_is_set() -> None:

@@ -258,16 +258,27 @@ def _report(conn: sqlite3.Connection, result: PollResult, poll: _Poll | None,
     ))
 
 
+def _has_overlays(conn: sqlite3.Connection) -> bool:
+    return conn.execute("SELECT 1 FROM overlays WHERE source=? LIMIT 1",
+                        (SOURCE,)).fetchone() is not None
+
+
 def poll_once(config: Config, conn: sqlite3.Connection, now: datetime | None = None,
               session: requests.Session | None = None) -> PollResult:
     """Poll ``config.cap.feed_url`` once and replace the 'cap' overlays. Never raises for
-    anything a feed or the network can do; see ``PollResult`` for what happened."""
+    anything a feed or the network can do; see ``PollResult`` for what happened.
+
+    With CAP off (no ``feed_url``) it clears the overlays an earlier feed left, and
+    writes nothing when there is nothing to clear: the daemon calls it once at start
+    for that, so turning CAP off takes its alerts off the screen at once."""
     now = now or datetime.now(UTC)
     if now.tzinfo is None:
         raise ValueError("poll_once needs an aware 'now', e.g. datetime.now(UTC)")
     before = rows.read(conn, CapStatus) or CapStatus()
     if not config.cap.feed_url:
         result = PollResult("off")
+        if before.state in (None, "off") and not _has_overlays(conn):
+            return result  # nothing was ever shown, or it is cleared already
         store.replace_overlays(conn, SOURCE, {})
         _report(conn, result, None, before)
         return result
