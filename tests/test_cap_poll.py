@@ -297,6 +297,32 @@ def test_area_routes(feed_server: FeedServer, conn: sqlite3.Connection,
     assert bool(shown(conn)) is expected
 
 
+@pytest.mark.parametrize(("board", "expected"), [
+    # the example of README.md: commune, legacy district, province
+    (["Pa Vệ Sủ", "Mường Tè", "Lai Châu"], ["TỈNH LAI CHÂU: MƯA LỚN"]),
+    (["Xã Pa Tần", "Tỉnh Lai Châu"], ["PA TẦN: LŨ QUÉT", "TỈNH LAI CHÂU: MƯA LỚN"]),
+    (["Pa Tần", "Nậm Nhùn", "Lai Châu"], ["PA TẦN: LŨ QUÉT", "TỈNH LAI CHÂU: MƯA LỚN"]),
+    (["Xã Mường Nhé", "Tỉnh Điện Biên"], []),
+])
+def test_a_commune_alert_reaches_only_that_commune(
+    feed_server: FeedServer, tmp_path: Path, board: list[str], expected: list[str]
+) -> None:
+    """Vietnamese area texts always name the province: matching "Lai Châu" anywhere in
+    them took a commune's warning to every board of the province."""
+    feed_server.docs["/feed.xml"] = atom([
+        ("pa-tan", None, alert(identifier="PT", infos=(info(headline="PA TẦN: LŨ QUÉT", areas=(
+            area(desc="Xã Pa Tần, huyện Nậm Nhùn, tỉnh Lai Châu"),)),))),
+        ("lai-chau", None, alert(identifier="LC", infos=(info(
+            headline="TỈNH LAI CHÂU: MƯA LỚN", areas=(area(desc="Tỉnh Lai Châu"),)),))),
+    ])
+    c = store.connect(tmp_path / "board.db")
+    try:
+        poll_once(cfg(feed_server.url("/feed.xml"), area_names=board, **NOWHERE), c, now=NOW)
+        assert titles(c) == expected
+    finally:
+        c.close()
+
+
 def test_atom_feed_embedded_linked_and_withdrawn(
     feed_server: FeedServer, conn: sqlite3.Connection
 ) -> None:
