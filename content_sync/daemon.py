@@ -8,8 +8,10 @@
   remote commands and runs the commands of the answer (``remote_commands``).
 - ``plays``: proof-of-play outbox upload (and folding over the bound), ``outbox``.
 - ``screenshot``: asks the player for one when due and uploads a new one.
-- ``cap``: every ``cap.poll_interval`` s when a CAP feed is configured and the
-  CAP source (``content_sync.cap.poll_once``) is installed.
+- ``cap``: every ``cap.poll_interval`` s when a CAP feed is configured; without one,
+  once at start, so that the alerts an earlier feed left on screen are taken off
+  (``content_sync.cap.poll_once`` clears them when CAP is off) rather than staying
+  until they expire.
 - the events long-poll (``GET boards/{id}/events``) runs in its own thread and
   kicks ``poll`` when a new manifest is announced and runs ``command`` events at
   once (their results go in a heartbeat sent soon after); without an events channel,
@@ -383,6 +385,9 @@ class Daemon:
         cap_cfg: Any = getattr(self.config, "cap", None)
         if getattr(cap_cfg, "feed_url", ""):
             self._every("cap", self._cap, int(cap_cfg.poll_interval))
+        else:  # CAP turned off: clear what the last feed left on screen, once
+            self.scheduler.add_job(self._tracked("cap", self._cap), "date", id="cap",
+                                   run_date=now)
         if self.watchdog.interval is not None:  # systemd's WatchdogSec= is set
             self.scheduler.add_job(self._alive, "interval", id="alive", next_run_time=now,
                                    seconds=max(0.1, min(5.0, self.watchdog.stale_after / 4)))

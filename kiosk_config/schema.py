@@ -187,7 +187,9 @@ class CapConfig(Section):
         default_factory=list, description="'valueName=value' or plain 'value' of the board's area"
     )
     area_names: list[str] = Field(
-        default_factory=list, description="commune/district/province names matched in areaDesc"
+        default_factory=list,
+        description="the board's places with their level words, e.g. ['Xã Pa Vệ Sủ', "
+        "'Tỉnh Lai Châu']; an areaDesc's most specific unit must be one of them",
     )
     latitude: float = Field(default=0.0, ge=-90.0, le=90.0)
     longitude: float = Field(default=0.0, ge=-180.0, le=180.0)

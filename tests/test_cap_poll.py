@@ -8,6 +8,7 @@ alerts, and hostile documents that must be refused while the rest goes on.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sqlite3
 import tempfile
@@ -15,6 +16,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -26,6 +28,7 @@ from content_sync.cap.alerts import states
 from content_sync.db import store
 from content_sync.protocol.manifest import Playlist
 from kiosk_config import Config
+from player.schedule import item_playable, playlist_active
 from tests.kit.cap import (
     BILLION_LAUGHS,
     LAT,
@@ -192,19 +195,47 @@ def test_alert_without_expires_lasts_no_expiry_hours(
     assert shown(conn) == []
 
 
-@pytest.mark.parametrize(("effective", "onset", "start"), [
-    ("2026-11-24T18:00:00+07:00", None, "2026-11-24T18:00:00+07:00"),
-    (None, "2026-11-24T20:00:00+07:00", "2026-11-24T20:00:00+07:00"),
-])
-def test_future_effective_or_onset_waits_in_the_schedule(
-    feed_server: FeedServer, conn: sqlite3.Connection, effective: str | None,
-    onset: str | None, start: str
+def test_future_effective_waits_in_the_schedule(
+    feed_server: FeedServer, conn: sqlite3.Connection, caplog: pytest.LogCaptureFixture
 ) -> None:
-    feed_server.docs["/cap.xml"] = alert(infos=(info(effective=effective, onset=onset),))
-    poll_once(cfg(feed_server.url("/cap.xml")), conn, now=NOW)
+    start = "2026-11-24T18:00:00+07:00"
+    feed_server.docs["/cap.xml"] = alert(infos=(info(effective=start),))
+    with caplog.at_level(logging.INFO, logger="content_sync.cap.job"):
+        poll_once(cfg(feed_server.url("/cap.xml")), conn, now=NOW)
+    # the log says what will happen, and when: not "on this board" for a later alert
+    assert [r.getMessage().split(": ", 1)[1] for r in caplog.records
+            if "covers this board" in r.getMessage()] == [
+        "'Lũ quét, sạt lở đất' (emergency), on screen from 18:00 24/11/2026 until "
+        "08:00 25/11/2026 (Asia/Ho_Chi_Minh)"]
     [pl] = shown(conn)
     assert datetime.fromisoformat(pl["schedule"]["start"]) == datetime.fromisoformat(start)
     assert datetime.fromisoformat(pl["items"][0]["valid_from"]) == datetime.fromisoformat(start)
+    playlist = Playlist.model_validate(pl)
+    assert not playlist_active(playlist, NOW, ZoneInfo("Asia/Ho_Chi_Minh"))
+
+
+def test_advance_warning_is_on_screen_now_with_its_onset(
+    feed_server: FeedServer, conn: sqlite3.Connection, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Extreme/Expected, sent now, the storm expected in 3 hours, no <effective>: CAP 1.2
+    # says effective defaults to sent, so the warning is on screen now, and says when.
+    onset = (NOW + timedelta(hours=3)).isoformat()  # UTC on the wire: 13:00 in Hà Nội
+    feed_server.docs["/cap.xml"] = alert(sent=NOW.isoformat(), infos=(
+        info(urgency="Expected", effective=None, onset=onset),))
+    with caplog.at_level(logging.INFO, logger="content_sync.cap.job"):
+        poll_once(cfg(feed_server.url("/cap.xml")), conn, now=NOW)
+    assert any(r.getMessage().endswith(
+        "covers this board: 'Lũ quét, sạt lở đất' (emergency), on screen now until "
+        "08:00 25/11/2026 (Asia/Ho_Chi_Minh)") for r in caplog.records)
+    [pl] = shown(conn)
+    assert pl["priority"] == "emergency"
+    playlist = Playlist.model_validate(pl)
+    tz = ZoneInfo("Asia/Ho_Chi_Minh")
+    assert playlist_active(playlist, NOW, tz)
+    assert item_playable(playlist.items[0], NOW)
+    body = pl["items"][0]["body"].splitlines()
+    assert "Dự kiến từ 13:00 24/11/2026" in body
+    assert "Hiệu lực: từ 10:00 24/11/2026 đến 08:00 25/11/2026" in body
 
 
 @pytest.mark.parametrize(("show_test", "expected"), [
@@ -264,6 +295,32 @@ def test_area_routes(feed_server: FeedServer, conn: sqlite3.Connection,
     r = poll_once(cfg(feed_server.url("/cap.xml"), **cap), conn, now=NOW)
     assert r.problems == []
     assert bool(shown(conn)) is expected
+
+
+@pytest.mark.parametrize(("board", "expected"), [
+    # the example of README.md: commune, legacy district, province
+    (["Pa Vệ Sủ", "Mường Tè", "Lai Châu"], ["TỈNH LAI CHÂU: MƯA LỚN"]),
+    (["Xã Pa Tần", "Tỉnh Lai Châu"], ["PA TẦN: LŨ QUÉT", "TỈNH LAI CHÂU: MƯA LỚN"]),
+    (["Pa Tần", "Nậm Nhùn", "Lai Châu"], ["PA TẦN: LŨ QUÉT", "TỈNH LAI CHÂU: MƯA LỚN"]),
+    (["Xã Mường Nhé", "Tỉnh Điện Biên"], []),
+])
+def test_a_commune_alert_reaches_only_that_commune(
+    feed_server: FeedServer, tmp_path: Path, board: list[str], expected: list[str]
+) -> None:
+    """Vietnamese area texts always name the province: matching "Lai Châu" anywhere in
+    them took a commune's warning to every board of the province."""
+    feed_server.docs["/feed.xml"] = atom([
+        ("pa-tan", None, alert(identifier="PT", infos=(info(headline="PA TẦN: LŨ QUÉT", areas=(
+            area(desc="Xã Pa Tần, huyện Nậm Nhùn, tỉnh Lai Châu"),)),))),
+        ("lai-chau", None, alert(identifier="LC", infos=(info(
+            headline="TỈNH LAI CHÂU: MƯA LỚN", areas=(area(desc="Tỉnh Lai Châu"),)),))),
+    ])
+    c = store.connect(tmp_path / "board.db")
+    try:
+        poll_once(cfg(feed_server.url("/feed.xml"), area_names=board, **NOWHERE), c, now=NOW)
+        assert titles(c) == expected
+    finally:
+        c.close()
 
 
 def test_atom_feed_embedded_linked_and_withdrawn(
@@ -386,6 +443,13 @@ def test_turning_the_feed_off_clears_its_overlays(
     assert len(shown(conn)) == 1
     r = poll_once(Config(), conn, now=NOW)
     assert r.state == "off" and shown(conn) == []
+    assert store.get_status(conn, "cap")["state"] == "off"
+
+
+def test_cap_off_on_a_board_that_never_had_it_writes_nothing(conn: sqlite3.Connection) -> None:
+    # the daemon runs the clearing once at every start: a board without CAP keeps no row
+    assert poll_once(Config(), conn, now=NOW).state == "off"
+    assert store.get_status(conn, "cap") is None
 
 
 def test_config_needs_an_area_when_a_feed_is_set() -> None:

@@ -171,3 +171,38 @@ geocodes = ["VN-LC-MUONGTE-PAVESU"]
     assert share_of(window.grab().toImage(), NORMAL_BG) > 0.3
     assert wait_for(lambda: player_status(cfg).get("emergency") is None, 10)
     window.close()
+
+
+def test_an_advance_warning_is_on_screen_at_once_with_its_onset(
+    tmp_path: Any, qtbot: Any
+) -> None:
+    """Extreme/Expected, onset in 3 hours, no <effective>: on screen now (CAP 1.2:
+    effective defaults to sent), the screen saying when the hazard is expected."""
+    from content_sync.cap import poll_once
+    from content_sync.db import store
+    from player.window import PlayerWindow
+    from tests.kit.cap import alert, info
+    from tests.kit.player import make_config
+
+    config = make_config(tmp_path)
+    now = datetime.now(VN).replace(microsecond=0)
+    onset = now + timedelta(hours=3)
+    feed = tmp_path / "alert.xml"
+    feed.write_bytes(alert(sent=now.isoformat(), infos=(info(
+        urgency="Expected", effective=None, onset=onset.isoformat(),
+        expires=(now + timedelta(hours=12)).isoformat()),)))
+    config = config.model_copy(update={"cap": config.cap.model_copy(update={
+        "feed_url": feed.as_uri(), "area_names": ["Xã Pa Vệ Sủ", "Tỉnh Lai Châu"]})})
+    conn = store.connect(config.db_path)
+    try:
+        assert poll_once(config, conn).shown
+    finally:
+        conn.close()
+    window = PlayerWindow(config)
+    qtbot.addWidget(window)
+    window.show()
+    window.check_now()
+    qtbot.waitUntil(lambda: window.mode == "emergency", timeout=10000)
+    expected = f"Dự kiến từ {onset.astimezone(config.tz):%H:%M %d/%m/%Y}"
+    assert expected in window.current.item.body.splitlines()
+    window.close()

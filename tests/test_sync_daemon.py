@@ -266,6 +266,38 @@ def test_daemon_schedules_the_cap_source_when_configured(tmp_path: Path) -> None
         daemon.stop()
 
 
+def test_turning_cap_off_clears_its_alert_at_the_next_start(tmp_path: Path) -> None:
+    """With no feed_url the CAP job is not polled; the daemon still clears, once at
+    start, the alert the last feed left (it would stay until it expired)."""
+    from datetime import UTC, datetime
+
+    from content_sync.cap import poll_once
+    from tests.kit.cap import alert, info
+
+    key, pubkey = make_keys(tmp_path / "keys")
+    Publisher(tmp_path / "src", key).publish(1)
+    config = write_config(tmp_path, (tmp_path / "src").as_uri() + "/", [pubkey])
+    sent = datetime.now(UTC).replace(microsecond=0).isoformat()
+    feed = tmp_path / "cap" / "alert.xml"
+    feed.parent.mkdir()
+    feed.write_bytes(alert(sent=sent, infos=(info(effective=None, expires=None),)))
+    with_cap = config.model_copy(update={"cap": config.cap.model_copy(update={
+        "feed_url": feed.as_uri(), "area_names": ["Pa Vệ Sủ"]})})
+    conn = store.connect(config.db_path)
+    try:
+        assert poll_once(with_cap, conn).shown  # on screen, for cap.no_expiry_hours
+        assert len(store.overlays(conn)) == 1
+        daemon = Daemon(config)  # the technician removed [cap] and restarted eboard-sync
+        daemon.start()
+        try:
+            assert wait_until(lambda: store.overlays(conn) == []
+                              and (store.get_status(conn, "cap") or {}).get("state") == "off")
+        finally:
+            daemon.stop()
+    finally:
+        conn.close()
+
+
 def test_a_failing_run_does_not_stop_the_polling(tmp_path: Path) -> None:
     _, pubkey = make_keys(tmp_path / "keys")
     config = write_config(tmp_path, "http://127.0.0.1:9/", [pubkey], poll_interval=5,

@@ -5,6 +5,7 @@ Modules, one job each:
 - ``model``        typed Alert/Info/Area values and CapError;
 - ``parse``        hardened XML (defusedxml, no DTD) → alerts and Atom/RSS feed entries;
 - ``area``         does an alert's area cover the board (geocode, polygon, circle, name);
+- ``places``       an areaDesc as the administrative hierarchy (xã, huyện, tỉnh …);
 - ``alerts``       state across polls and restarts (table ``cap_alerts``);
 - ``to_playlist``  an alert as an overlay playlist: priority, schedule, labels;
 - ``fetch``        http(s)/file reads with limits;

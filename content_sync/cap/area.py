@@ -1,4 +1,5 @@
-"""Does a CAP <area> cover this board? Geocode, polygon, circle, or areaDesc name.
+"""Does a CAP <area> cover this board? Geocode, polygon, circle, or areaDesc names
+(read as the administrative hierarchy, places.py).
 
 Everything here is pure and total: malformed geometry (empty polygons occur in real
 feeds, and so do stray commas) simply does not match; it never raises.
@@ -13,6 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from content_sync.cap.model import Area
+from content_sync.cap.places import names_cover
 
 EARTH_RADIUS_KM = 6371.0088
 _NON_WORD = re.compile(r"[^0-9a-z]+")
@@ -120,9 +122,10 @@ def geocode_matches(board: Iterable[str], geocodes: Iterable[tuple[str, str]]) -
 
 
 def name_matches(names: Iterable[str], desc: str) -> bool:
-    """A configured name appears as whole words in areaDesc (accent- and case-insensitive)."""
-    haystack = f" {fold(desc)} "
-    return any(f" {n} " in haystack for n in (fold(x) for x in names) if n)
+    """areaDesc names a place the board is in: its most specific unit is one of ``names``
+    and none of its units contradicts them (places.py). Not any name found anywhere:
+    "Xã Pa Tần, …, tỉnh Lai Châu" is not every board of Lai Châu."""
+    return names_cover(names, desc)
 
 
 def area_matches(board: BoardArea, area: Area) -> bool:

@@ -13,8 +13,9 @@ import logging
 import sqlite3
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urljoin, urlsplit
+from zoneinfo import ZoneInfo
 
 import requests
 
@@ -56,7 +57,7 @@ class PollResult:
     entries: int = 0
     new: int = 0
     shown: list[str] = field(default_factory=list)
-    titles: dict[str, str] = field(default_factory=dict)
+    described: dict[str, str] = field(default_factory=dict)  # pid → title, when shown
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -195,9 +196,23 @@ class _Poll:
             if shown is not None:
                 playlists[shown[0]] = shown[1]
                 body = json.loads(shown[1])
-                self.result.titles[shown[0]] = f"{body['title']!r} ({body['priority']})"
+                self.result.described[shown[0]] = (f"{body['title']!r} ({body['priority']}), "
+                                                + _plan(body, self.config.tz, self.now))
         store.replace_overlays(self.conn, SOURCE, playlists)
         self.result.shown = sorted(playlists)
+
+
+def _plan(body: dict[str, Any], tz: ZoneInfo, now: datetime) -> str:
+    """When the player will show an overlay, for the log: 'on screen now until …' or
+    'on screen from … until …' (board time zone)."""
+    def when(text: str) -> str:
+        return datetime.fromisoformat(text).astimezone(tz).strftime("%H:%M %d/%m/%Y")
+
+    start, end = body["schedule"]["start"], body["schedule"]["end"]
+    until = f"until {when(end)} ({tz.key})"
+    if start and datetime.fromisoformat(start) > now:
+        return f"on screen from {when(start)} {until}"
+    return f"on screen now {until}"
 
 
 def _report(conn: sqlite3.Connection, result: PollResult, poll: _Poll | None,
@@ -227,7 +242,7 @@ def _report(conn: sqlite3.Connection, result: PollResult, poll: _Poll | None,
     was = set(before.shown)
     for pid in result.shown:
         if pid not in was:
-            log.info("CAP alert on this board: %s %s", pid, result.titles.get(pid, ""))
+            log.info("CAP alert %s covers this board: %s", pid, result.described.get(pid, ""))
     for pid in sorted(was - set(result.shown)):
         log.info("CAP alert no longer on this board: %s", pid)
     # keep the validators only when everything the feed named was read: otherwise an
@@ -243,16 +258,27 @@ def _report(conn: sqlite3.Connection, result: PollResult, poll: _Poll | None,
     ))
 
 
+def _has_overlays(conn: sqlite3.Connection) -> bool:
+    return conn.execute("SELECT 1 FROM overlays WHERE source=? LIMIT 1",
+                        (SOURCE,)).fetchone() is not None
+
+
 def poll_once(config: Config, conn: sqlite3.Connection, now: datetime | None = None,
               session: requests.Session | None = None) -> PollResult:
     """Poll ``config.cap.feed_url`` once and replace the 'cap' overlays. Never raises for
-    anything a feed or the network can do; see ``PollResult`` for what happened."""
+    anything a feed or the network can do; see ``PollResult`` for what happened.
+
+    With CAP off (no ``feed_url``) it clears the overlays an earlier feed left, and
+    writes nothing when there is nothing to clear: the daemon calls it once at start
+    for that, so turning CAP off takes its alerts off the screen at once."""
     now = now or datetime.now(UTC)
     if now.tzinfo is None:
         raise ValueError("poll_once needs an aware 'now', e.g. datetime.now(UTC)")
     before = rows.read(conn, CapStatus) or CapStatus()
     if not config.cap.feed_url:
         result = PollResult("off")
+        if before.state in (None, "off") and not _has_overlays(conn):
+            return result  # nothing was ever shown, or it is cleared already
         store.replace_overlays(conn, SOURCE, {})
         _report(conn, result, None, before)
         return result

@@ -26,8 +26,12 @@ Which alerts, and how:
 
   A Test message is at most ``priority``: a test must not take the screen over. An
   Exercise keeps its mapping, since drills rehearse the real path.
-- Schedule: start = ``effective``, else ``onset`` (a future one makes the player
-  wait); end = ``expires``, else ``sent`` + ``cap.no_expiry_hours``.
+- Schedule: start = ``effective`` (a future one makes the player wait); without it
+  the alert is in effect from ``sent`` (CAP 1.2: effective defaults to sent), so it
+  is on screen at once. ``onset`` is when the hazard itself is expected, not when the
+  warning starts: an advance warning is shown now, with the line "Dự kiến từ HH:MM
+  dd/mm/yyyy" (board time zone) in its body. End = ``expires``, else ``sent`` +
+  ``cap.no_expiry_hours``.
 - risk_level (QĐ 18/2021/QĐ-TTg, 1–5) only from a ``parameter`` that says so (valueName
   such as "riskLevel", "risk_level", "capDoRuiRo", "Cấp độ rủi ro"; value "3" or
   "Cấp 3"). It is not guessed from severity: a colour from a legal scale must come
@@ -104,12 +108,13 @@ def _body(alert: Alert, info: Info, board: BoardArea, tz: ZoneInfo, end: datetim
         lines.append(f"[{tag}] {note}")
     if info.description:
         lines.append(info.description)
+    if info.onset is not None:
+        lines.append(f"Dự kiến từ {_when(info.onset, tz)}")
     places = [a.desc for a in info.areas if a.desc and covers(board, [a])]
     if places:
         lines.append("Khu vực: " + "; ".join(dict.fromkeys(places)))
-    start = info.effective or info.onset
-    span = f"từ {_when(start, tz)} " if start else ""
-    lines.append(f"Hiệu lực: {span}đến {_when(end, tz)}")
+    lines.append(f"Hiệu lực: từ {_when(info.effective or alert.sent, tz)} "
+                 f"đến {_when(end, tz)}")
     lines.append(f"Nguồn: {info.sender_name or alert.sender}")
     return "\n".join(lines)
 
@@ -147,14 +152,17 @@ def to_playlist(alert: Alert, board: BoardArea, languages: list[str], show_test:
             "title": label + (info.headline or info.event or "CẢNH BÁO"),
             "body": _body(alert, info, board, tz, end),
             "instructions": info.instruction,
-            "valid_from": (info.effective or info.onset or alert.sent).isoformat(),
+            # effective, never onset: an advance warning is on screen before the hazard.
+            # Without effective, none (not sent): a board clock a little behind the
+            # sender's must not hold a warning back.
+            "valid_from": info.effective.isoformat() if info.effective else None,
             "valid_until": end.isoformat(),
         })
     priority = max((priority_of(i) for i in chosen), key=RANK.__getitem__)
     if alert.status == "Test" and priority == "emergency":
         priority = "priority"
     levels = [r for r in (risk_level_of(i) for i in chosen) if r is not None]
-    starts = [i.effective or i.onset for i in chosen]
+    starts = [i.effective for i in chosen]
     start = min(s for s in starts if s is not None) if all(starts) else None
     end = max(i.expires or default_end for i in chosen)
     first = chosen[0]
