@@ -147,6 +147,10 @@ class CapConfig(Section):
     no_expiry_hours: int = Field(default=24, ge=1, le=720)
     max_document_kb: int = Field(default=4096, ge=16, le=65536)
     max_fetches_per_poll: int = Field(default=50, ge=1, le=1000)
+    advisory_share: float = Field(
+        default=0.5, ge=0.05, le=1.0,
+        description="largest fraction of the items a Moderate (advisory) alert takes",
+    )
 
     @field_validator("feed_url")
     @classmethod

@@ -187,7 +187,7 @@ class _Poll:
             try:
                 shown = to_playlist(stored.alert, board, list(self.cap.languages),
                                     self.cap.show_test, self.config.tz, self.now,
-                                    self.no_expiry)
+                                    self.no_expiry, self.cap.advisory_share)
             except Exception as e:  # e.g. the player's Playlist model refused it
                 self.problem(f"CAP alert {stored.alert.identifier[:200]}",
                              f"cannot be shown: {type(e).__name__}: {e}", refusal=True)

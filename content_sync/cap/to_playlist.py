@@ -26,6 +26,11 @@ Which alerts, and how:
 
   A Test message is at most ``priority``: a test must not take the screen over. An
   Exercise keeps its mapping, since drills rehearse the real path.
+- Advisory: a ``priority`` playlist that no Extreme or Severe info made so (a
+  Moderate alert, or a downgraded Test) is an advisory, not an operator's notice: its
+  JSON carries ``rotation_share`` = ``cap.advisory_share``, and the player gives it at
+  most that share of the rotation (player/schedule.py) instead of playing it next
+  every time; older players ignore the field.
 - Schedule: start = ``effective``, else ``onset`` (a future one makes the player
   wait); end = ``expires``, else ``sent`` + ``cap.no_expiry_hours``.
 - risk_level (QĐ 18/2021/QĐ-TTg, 1–5) only from a ``parameter`` that says so (valueName
@@ -66,6 +71,13 @@ def priority_of(info: Info) -> str:
     if info.severity == "Moderate" and soon:
         return "priority"
     return "normal"
+
+
+def is_advisory(infos: list[Info], priority: str) -> bool:
+    """A ``priority`` playlist that no Extreme or Severe info made so (module doc)."""
+    severe = any(i.severity in ("Extreme", "Severe") and priority_of(i) == "priority"
+                 for i in infos)
+    return priority == "priority" and not severe
 
 
 def risk_level_of(info: Info) -> int | None:
@@ -119,7 +131,8 @@ def playlist_id(alert: Alert) -> str:
 
 
 def to_playlist(alert: Alert, board: BoardArea, languages: list[str], show_test: bool,
-                tz: ZoneInfo, now: datetime, no_expiry: timedelta) -> tuple[str, str] | None:
+                tz: ZoneInfo, now: datetime, no_expiry: timedelta,
+                advisory_share: float = 1.0) -> tuple[str, str] | None:
     """(playlist id, playlist JSON) when this board should show ``alert``, else None."""
     if alert.status not in ("Actual", "Test", "Exercise"):
         return None
@@ -168,6 +181,8 @@ def to_playlist(alert: Alert, board: BoardArea, languages: list[str], show_test:
     }
     playlist = Playlist.model_validate(data)  # the player's own model: fail here, not there
     out = playlist.model_dump(mode="json")
+    if is_advisory(chosen, priority):
+        out["rotation_share"] = advisory_share
     out["origin"] = {
         "source": "cap", "sender": alert.sender, "identifier": alert.identifier,
         "sent": alert.sent.isoformat(), "status": alert.status, "msg_type": alert.msg_type,
