@@ -312,10 +312,11 @@ def test_extreme_and_severe_cap_alerts_are_not_advisories() -> None:
     f = cap_overlay(severity="Severe", urgency="Future")
     assert f.priority == "priority"
     assert play_sequence([n, f], CAP_NOW, 3) == [f.items[0].id] * 3
-    # A Test of an Extreme alert is held to priority, and shares like an advisory.
-    t = cap_overlay(severity="Extreme", status="Test")
-    assert t.priority == "priority"
-    assert play_sequence([n, t], CAP_NOW, 4) == [t.items[0].id, "N1"] * 2
+    # A Test held to priority shares like an advisory, whatever its severity.
+    for urgency in ("Immediate", "Future"):
+        t = cap_overlay(severity="Extreme", urgency=urgency, status="Test")
+        assert t.priority == "priority"
+        assert play_sequence([n, t], CAP_NOW, 4) == [t.items[0].id, "N1"] * 2
 
 
 def test_the_player_reads_the_share_from_the_overlay_and_older_json_still_plays(

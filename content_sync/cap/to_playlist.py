@@ -27,7 +27,7 @@ Which alerts, and how:
   A Test message is at most ``priority``: a test must not take the screen over. An
   Exercise keeps its mapping, since drills rehearse the real path.
 - Advisory: a ``priority`` playlist that no Extreme or Severe info made so (a
-  Moderate alert, or a downgraded Test) is an advisory, not an operator's notice: its
+  Moderate alert), and any Test held to ``priority``, is an advisory, not an operator's notice: its
   JSON carries ``rotation_share`` = ``cap.advisory_share``, and the player gives it at
   most that share of the rotation (player/schedule.py) instead of playing it next
   every time; older players ignore the field.
@@ -73,11 +73,11 @@ def priority_of(info: Info) -> str:
     return "normal"
 
 
-def is_advisory(infos: list[Info], priority: str) -> bool:
-    """A ``priority`` playlist that no Extreme or Severe info made so (module doc)."""
+def is_advisory(infos: list[Info], priority: str, status: str) -> bool:
+    """A ``priority`` playlist that no Extreme or Severe info made so, or a Test."""
     severe = any(i.severity in ("Extreme", "Severe") and priority_of(i) == "priority"
                  for i in infos)
-    return priority == "priority" and not severe
+    return priority == "priority" and (status == "Test" or not severe)
 
 
 def risk_level_of(info: Info) -> int | None:
@@ -181,7 +181,7 @@ def to_playlist(alert: Alert, board: BoardArea, languages: list[str], show_test:
     }
     playlist = Playlist.model_validate(data)  # the player's own model: fail here, not there
     out = playlist.model_dump(mode="json")
-    if is_advisory(chosen, priority):
+    if is_advisory(chosen, priority, alert.status):
         out["rotation_share"] = advisory_share
     out["origin"] = {
         "source": "cap", "sender": alert.sender, "identifier": alert.identifier,
