@@ -26,17 +26,17 @@ Which alerts, and how:
 
   A Test message is at most ``priority``: a test must not take the screen over. An
   Exercise keeps its mapping, since drills rehearse the real path.
-- Advisory: a ``priority`` playlist that no Extreme or Severe info made so (a
-  Moderate alert), and any Test held to ``priority``, is an advisory, not an operator's notice: its
-  JSON carries ``rotation_share`` = ``cap.advisory_share``, and the player gives it at
-  most that share of the rotation (player/schedule.py) instead of playing it next
-  every time; older players ignore the field.
 - Schedule: start = ``effective``, else ``onset`` (a future one makes the player
   wait); end = ``expires``, else ``sent`` + ``cap.no_expiry_hours``.
 - risk_level (QĐ 18/2021/QĐ-TTg, 1–5) only from a ``parameter`` that says so (valueName
   such as "riskLevel", "risk_level", "capDoRuiRo", "Cấp độ rủi ro"; value "3" or
   "Cấp 3"). It is not guessed from severity: a colour from a legal scale must come
   from the issuer.
+- Advisory: a ``priority`` playlist that no Extreme or Severe info made so (a
+  Moderate alert), and any Test held to ``priority``, is an advisory, not an
+  operator's notice: its JSON carries ``rotation_share`` = ``cap.advisory_share``, and
+  the player gives it at most that share of the rotation (player/schedule.py) instead
+  of playing it next every time; older players ignore the field.
 """
 
 from __future__ import annotations
