@@ -38,7 +38,7 @@ def test_the_configured_share_is_written_on_advisories_only(
     extreme = alert("EXT-1")
     feed_server.docs["/feed.xml"] = atom([("MOD-1", None, moderate), ("EXT-1", None, extreme)])
     config = Config.model_validate({"cap": {
-        "feed_url": feed_server.url("/feed.xml"), "area_names": ["Lai Châu"],
+        "feed_url": feed_server.url("/feed.xml"), "area_names": ["Pa Vệ Sủ"],
         "advisory_share": 0.25}})
     assert poll_once(config, conn, NOW).state == "ok"
     got = {pl["priority"]: pl.get("rotation_share") for pl in map(json.loads,

@@ -78,7 +78,7 @@ def kttv(tmp_path: Path) -> Issuer:
 
 def cfg(url: str, certs: list[Path], require: bool = False) -> Config:
     return Config.model_validate({"cap": {
-        "feed_url": url, "area_names": ["Lai Châu"], "require_signature": require,
+        "feed_url": url, "area_names": ["Pa Vệ Sủ", "Lai Châu"], "require_signature": require,
         "trusted_certs": [str(p) for p in certs]}})
 
 

@@ -255,7 +255,7 @@ def cap_overlay(severity: str = "Moderate", urgency: str = "Expected", share: fl
     from tests.kit.cap import alert, info
 
     doc = alert(status=status, infos=(info(severity=severity, urgency=urgency, expires=None),))
-    shown = to_playlist(parse_alert(doc), BoardArea(area_names=("Lai Châu",)), ["vi"], True,
+    shown = to_playlist(parse_alert(doc), BoardArea(area_names=("Pa Vệ Sủ",)), ["vi"], True,
                         VN, CAP_NOW, timedelta(hours=24), advisory_share=share)
     assert shown is not None
     return OverlayPlaylist.model_validate_json(shown[1])
