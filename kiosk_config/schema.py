@@ -198,6 +198,14 @@ class CapConfig(Section):
     no_expiry_hours: int = Field(default=24, ge=1, le=720)
     max_document_kb: int = Field(default=4096, ge=16, le=65536)
     max_fetches_per_poll: int = Field(default=50, ge=1, le=1000)
+    advisory_share: float = Field(
+        default=0.5, ge=0.05, le=1.0,
+        description="largest fraction of the items a Moderate (advisory) alert takes",
+    )
+    trusted_certs: list[str] = Field(
+        default_factory=list, description="PEM certificates CAP alert signatures are checked with"
+    )
+    require_signature: bool = False
 
     @field_validator("feed_url")
     @classmethod
@@ -208,6 +216,15 @@ class CapConfig(Section):
                 "e.g. 'https://canhbao.example.gov.vn/cap/feed.xml'"
             )
         return v
+
+    @model_validator(mode="after")
+    def _signature_needs_certs(self) -> CapConfig:
+        if self.require_signature and not self.trusted_certs:
+            raise ValueError(
+                "cap.require_signature is on but cap.trusted_certs is empty: list the PEM "
+                "certificate files of the issuers, e.g. ['/etc/eboard/cap-kttv.pem']"
+            )
+        return self
 
     @model_validator(mode="after")
     def _needs_area(self) -> CapConfig:

@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from content_sync.db import store
 from content_sync.protocol import manifest as mf
+from player.schedule import OverlayPlaylist
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +87,7 @@ def load(conn: sqlite3.Connection, cache_dir: Path, gen: int | None = None) -> C
     seen = {pl.id for pl in playlists}
     for body in store.overlays(conn):
         try:
-            pl = mf.Playlist.model_validate_json(body)
+            pl: mf.Playlist = OverlayPlaylist.model_validate_json(body)
         except ValidationError as e:
             log.error("an overlay playlist was left out: %s", e.errors()[0]["msg"])
             continue

@@ -17,6 +17,13 @@ Rules (DESIGN.md §2):
 - Within a class, active playlists take turns one item each, in a stable order
   (manifest order, then overlays), and each playlist continues after the item it
   last played, so several normal playlists share the screen fairly.
+- A CAP advisory (a ``priority`` overlay with a ``rotation_share``, written by the
+  sync side for Moderate alerts, see content_sync/cap/to_playlist.py) is not an
+  operator's notice: it plays after operator ``priority`` content, and ahead of
+  ``normal`` only while it has taken at most ``rotation_share`` of the items played
+  since it came (0.5 = at most every other item), so that a 24-hour advisory does
+  not push every normal notice off the screen. With nothing else to show it plays
+  back to back. The share's account is the cursor's ``advisory_credit``.
 
 The caller keeps the returned ``Cursor`` and passes it back at the next switch; it
 measures item durations with a monotonic clock and re-asks at ``next_change``
@@ -28,10 +35,39 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, tzinfo
+from fractions import Fraction
+
+from pydantic import field_validator
 
 from content_sync.protocol import KIND_RULES, Item, Playlist
 
 CLASSES = ("emergency", "priority", "normal")
+ADVISORY = "advisory"
+TIERS = ("emergency", "priority", ADVISORY, "normal")  # the order decide serves them in
+
+
+class OverlayPlaylist(Playlist):
+    """An overlay playlist as the player reads it (player/content.py): a playlist and,
+    for a CAP advisory, the largest share of the rotation it may take. Older players
+    read overlays as plain playlists and ignore the field."""
+
+    rotation_share: float | None = None
+
+    @field_validator("rotation_share", mode="before")
+    @classmethod
+    def _share(cls, v: object) -> float | None:
+        """A share this player cannot read plays as plain priority, as before."""
+        if isinstance(v, int | float) and not isinstance(v, bool) and 0 < v <= 1:
+            return float(v)
+        return None
+
+
+def share_of(pl: Playlist) -> Fraction | None:
+    """The rotation share of a CAP advisory, None for any other playlist."""
+    share = getattr(pl, "rotation_share", None)
+    if share is None or pl.priority != "priority":
+        return None
+    return max(Fraction(share).limit_denominator(1000), Fraction(1, 1000))
 
 
 @dataclass(frozen=True)
@@ -42,6 +78,9 @@ class Cursor:
     last_playlist: Mapping[str, str] = field(default_factory=dict)
     last_item: Mapping[str, str] = field(default_factory=dict)
     order: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # per class, ids
+    # share x items played - advisory items played, since an advisory and normal
+    # content were both active; the advisory may play while it is >= 0
+    advisory_credit: Fraction = Fraction(0)
 
 
 @dataclass(frozen=True)
@@ -136,6 +175,10 @@ def _class_of(pl: Playlist) -> str:
     return pl.priority if pl.priority in CLASSES else "normal"
 
 
+def _tier_of(pl: Playlist) -> str:
+    return ADVISORY if share_of(pl) is not None else _class_of(pl)
+
+
 def active_classes(
     playlists: Sequence[Playlist], now: datetime, tz: tzinfo,
     available: Collection[str] | None = None,
@@ -181,11 +224,22 @@ def decide(
     """The item to start at ``now`` (or None for the idle screen), the advanced cursor,
     and the next instant at which the answer may change without an item ending."""
     change = next_change(playlists, now, tz)
-    classes = active_classes(playlists, now, tz, available)
-    cls = next((c for c in CLASSES if classes[c]), None)
+    tiers: dict[str, list[Playlist]] = {t: [] for t in TIERS}
+    for pls in active_classes(playlists, now, tz, available).values():
+        for pl in pls:
+            tiers[_tier_of(pl)].append(pl)
+    cls = next((c for c in TIERS if tiers[c]), None)
     if cls is None:
         return Decision(None, cursor, change)
-    group = classes[cls]
+    credit = cursor.advisory_credit
+    if not tiers[ADVISORY]:
+        credit = Fraction(0)  # the next advisory to come plays next
+    elif cls == ADVISORY and tiers["normal"]:
+        share = min(s for s in map(share_of, tiers[ADVISORY]) if s is not None)
+        if credit < 0:
+            cls = "normal"
+        credit += share - 1 if cls == ADVISORY else share
+    group = tiers[cls]
     ids = [pl.id for pl in group]
     last = cursor.last_playlist.get(cls)
     if last in ids:
@@ -198,7 +252,7 @@ def decide(
         pos = old.index(last) if last in old else -1
         later = [i for i, pl in enumerate(group) if pl.id in old and old.index(pl.id) > pos]
         first = later[0] if later else 0
-    order = {**cursor.order, cls: tuple(pl.id for pl in playlists if _class_of(pl) == cls)}
+    order = {**cursor.order, cls: tuple(pl.id for pl in playlists if _tier_of(pl) == cls)}
     for k in range(len(group)):
         pl = group[(first + k) % len(group)]
         it = _next_in_playlist(pl, cursor.last_item.get(pl.id), now, available)
@@ -206,9 +260,11 @@ def decide(
             known = {p.id for p in playlists}
             last_items = {k: v for k, v in cursor.last_item.items() if k in known}
             new_cursor = Cursor(
-                {**cursor.last_playlist, cls: pl.id}, {**last_items, pl.id: it.id}, order
+                {**cursor.last_playlist, cls: pl.id}, {**last_items, pl.id: it.id}, order,
+                credit,
             )
-            return Decision(Choice(pl, it, cls, item_duration(it)), new_cursor, change)
+            return Decision(Choice(pl, it, _class_of(pl), item_duration(it)), new_cursor,
+                            change)
     return Decision(None, cursor, change)  # unreachable: every group member has an item
 
 

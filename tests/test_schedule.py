@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -240,3 +241,93 @@ def test_default_durations() -> None:
                        {"id": "t", "type": "text", "title": "t"},
                        {"id": "d", "type": "video", "media": SHA, "duration": 7}])
     assert [item_duration(it) for it in p.items] == [10.0, None, 15.0, 7.0]
+
+
+# --- CAP advisories take a share of the rotation (issue item 15) -------------------------
+
+def cap_overlay(severity: str = "Moderate", urgency: str = "Expected", share: float = 0.5,
+                status: str = "Actual") -> Playlist:
+    """A CAP alert with no expiry, as the sync side writes it and the player reads it."""
+    from content_sync.cap.area import BoardArea
+    from content_sync.cap.parse import parse_alert
+    from content_sync.cap.to_playlist import to_playlist
+    from player.schedule import OverlayPlaylist
+    from tests.kit.cap import alert, info
+
+    doc = alert(status=status, infos=(info(severity=severity, urgency=urgency, expires=None),))
+    shown = to_playlist(parse_alert(doc), BoardArea(area_names=("Pa Vệ Sủ",)), ["vi"], True,
+                        VN, CAP_NOW, timedelta(hours=24), advisory_share=share)
+    assert shown is not None
+    return OverlayPlaylist.model_validate_json(shown[1])
+
+
+CAP_NOW = at(2026, 11, 24, 9)  # an hour after the builders' alert was sent
+
+
+def test_a_moderate_advisory_and_normal_content_alternate_per_the_share() -> None:
+    a, n = cap_overlay(share=0.5), pl("N", 3)
+    assert a.priority == "priority"
+    adv = a.items[0].id
+    seq = play_sequence([n, a], CAP_NOW, 8)
+    assert seq == [adv, "N1", adv, "N2", adv, "N3", adv, "N1"]
+    # A quarter: the advisory first (it is news), then one item in four.
+    seq = play_sequence([n, cap_overlay(share=0.25)], CAP_NOW, 8)
+    assert seq == [adv, "N1", "N2", "N3", adv, "N1", "N2", "N3"]
+    # Any fraction holds over a long run, however the screen is shared.
+    seq = play_sequence([n, pl("M", 2), cap_overlay(share=0.4)], CAP_NOW, 500)
+    assert seq.count(adv) == 200
+    # 1.0 = plays next every time, as before the share existed.
+    assert play_sequence([n, cap_overlay(share=1.0)], CAP_NOW, 4) == [adv] * 4
+
+
+def test_an_advisory_alone_is_shown_back_to_back_not_an_idle_screen() -> None:
+    a = cap_overlay()
+    assert play_sequence([a], CAP_NOW, 3) == [a.items[0].id] * 3
+
+
+def test_operator_priority_still_plays_next_every_time_beside_an_advisory() -> None:
+    a, n = cap_overlay(), pl("N", 2)
+    p = pl("P", 2, "priority", schedule={"start": "2026-11-24T10:00:00+07:00"})
+    cur = Cursor()
+    for _ in range(3):  # advisory, N1, advisory
+        cur = decide([n, p, a], CAP_NOW, cur, VN).cursor
+    later = CAP_NOW + timedelta(hours=1)
+    for before in (cur, decide([n, p, a], CAP_NOW, cur, VN).cursor):  # after either kind
+        d = decide([n, p, a], later, before, VN)
+        assert d.choice is not None and d.choice.playlist.id == "P"
+    assert play_sequence([n, p, a], later, 4) == ["P1", "P2", "P1", "P2"]
+    # When it ends, the advisory comes back with its share.
+    assert play_sequence([n, a], later, 2) == [a.items[0].id, "N1"]
+
+
+def test_extreme_and_severe_cap_alerts_are_not_advisories() -> None:
+    a, n = cap_overlay(), pl("N", 1)
+    e = cap_overlay(severity="Extreme", urgency="Immediate")
+    assert e.priority == "emergency"
+    d = decide([n, a], CAP_NOW, Cursor(), VN)
+    assert d.choice is not None and d.choice.playlist.id == a.id
+    assert must_preempt(d.choice, [n, a, e], CAP_NOW, VN)  # an emergency still cuts in
+    assert play_sequence([n, a, e], CAP_NOW, 3) == [e.items[0].id] * 3
+    # Severe but in the future: plays next every time, as before.
+    f = cap_overlay(severity="Severe", urgency="Future")
+    assert f.priority == "priority"
+    assert play_sequence([n, f], CAP_NOW, 3) == [f.items[0].id] * 3
+    # A Test held to priority shares like an advisory, whatever its severity.
+    for urgency in ("Immediate", "Future"):
+        t = cap_overlay(severity="Extreme", urgency=urgency, status="Test")
+        assert t.priority == "priority"
+        assert play_sequence([n, t], CAP_NOW, 4) == [t.items[0].id, "N1"] * 2
+
+
+def test_the_player_reads_the_share_from_the_overlay_and_older_json_still_plays(
+        tmp_path: Any) -> None:
+    from content_sync.db import store
+    from player import content
+
+    conn = store.connect(tmp_path / "eboard.db")
+    a = cap_overlay(share=0.25)
+    odd = {**pl("X", 1, "priority").model_dump(mode="json"), "rotation_share": "half"}
+    store.replace_overlays(conn, "cap", {a.id: a.model_dump_json(), "X": json.dumps(odd)})
+    shares = {p.id: getattr(p, "rotation_share", None)
+              for p in content.load(conn, tmp_path).playlists}
+    assert shares == {a.id: 0.25, "X": None}  # a share it cannot read: plain priority

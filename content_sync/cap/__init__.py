@@ -9,6 +9,7 @@ Modules, one job each:
 - ``alerts``       state across polls and restarts (table ``cap_alerts``);
 - ``to_playlist``  an alert as an overlay playlist: priority, schedule, labels;
 - ``fetch``        http(s)/file reads with limits;
+- ``signature``    CAP 1.2 XML signatures checked against ``cap.trusted_certs`` (signxml);
 - ``job``          :func:`poll_once`, called by the sync daemon every ``cap.poll_interval``.
 """
 

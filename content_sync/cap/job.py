@@ -37,6 +37,7 @@ from content_sync.cap.parse import (
     parse_alert,
     parse_document,
 )
+from content_sync.cap.signature import Trust, load_trust, settings_key
 from content_sync.cap.to_playlist import to_playlist
 from content_sync.db import CapStatus, rows, store
 from kiosk_config import Config
@@ -89,6 +90,8 @@ class _Poll:
         self.since = since
         self.validators = Validators()
         self.not_modified = False
+        self.trust = Trust()
+        self.trust_key = settings_key(self.cap.trusted_certs, self.cap.require_signature)
 
     def problem(self, subject: str, reason: str, refusal: bool) -> None:
         self.result.problems.append(f"{subject}: {reason}")
@@ -97,6 +100,11 @@ class _Poll:
 
     def read_feed(self) -> Document | None:
         try:
+            self.trust = load_trust(self.cap.trusted_certs, self.cap.require_signature)
+        except CapError as e:  # no alert is read unchecked: the known ones stay
+            self.result.state, self.result.error = "error", str(e)
+            return None
+        try:
             data, self.validators = fetch_feed(
                 self.feed, self.session, self.max_bytes, self.cap.allow_insecure_http,
                 self.since,
@@ -104,7 +112,7 @@ class _Poll:
             if data is None:
                 self.not_modified = True
                 return None
-            return parse_document(data, self.max_bytes)
+            return parse_document(data, self.max_bytes, self.trust)
         except FetchError as e:
             self.result.state, self.result.error = "error", str(e)
         except CapError as e:
@@ -131,7 +139,7 @@ class _Poll:
         try:
             return parse_alert(
                 fetch(url, self.session, self.max_bytes, self.cap.allow_insecure_http),
-                self.max_bytes,
+                self.max_bytes, self.trust,
             )
         except FetchError as e:
             self.deferred += entry.alert is None  # try again next poll
@@ -188,7 +196,7 @@ class _Poll:
             try:
                 shown = to_playlist(stored.alert, board, list(self.cap.languages),
                                     self.cap.show_test, self.config.tz, self.now,
-                                    self.no_expiry)
+                                    self.no_expiry, self.cap.advisory_share)
             except Exception as e:  # e.g. the player's Playlist model refused it
                 self.problem(f"CAP alert {stored.alert.identifier[:200]}",
                              f"cannot be shown: {type(e).__name__}: {e}", refusal=True)
@@ -255,6 +263,7 @@ def _report(conn: sqlite3.Connection, result: PollResult, poll: _Poll | None,
         shown=result.shown, refusals=sorted(set(now_seen)),
         etag=validators.etag, last_modified=validators.last_modified,
         checked_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        trust=poll.trust_key if poll is not None else "",
     ))
 
 
@@ -283,7 +292,8 @@ def poll_once(config: Config, conn: sqlite3.Connection, now: datetime | None = N
         _report(conn, result, None, before)
         return result
     since = Validators()
-    if before.feed_url == config.cap.feed_url:
+    trust = settings_key(config.cap.trusted_certs, config.cap.require_signature)
+    if before.feed_url == config.cap.feed_url and before.trust == trust:
         since = Validators(before.etag, before.last_modified)
     own = session is None
     sess = session or make_session(config)

@@ -4,6 +4,9 @@ The XML parser is defusedxml with DTDs forbidden: a CAP document needs no DOCTYP
 and one is how entity expansion (billion laughs) and external entities (XXE) get
 in. Anything else wrong with a document raises :class:`CapError` with one line
 saying what, so the caller can record it and go on with the rest.
+
+Given a :class:`~content_sync.cap.signature.Trust` with certificates, each alert is
+read as its XML signature allows (signature.py), after this gate and never before.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import defusedxml
 from defusedxml import ElementTree as SafeET
 
 from content_sync.cap.model import Alert, Area, CapError, Info, parse_time
+from content_sync.cap.signature import Trust, Verifier
 
 CAP_NAMESPACES = {
     "urn:oasis:names:tc:emergency:cap:1.2",
@@ -215,14 +219,21 @@ def _embedded(entry: Element) -> Element | None:
     return None
 
 
-def _entry(item: Element, ref: str, link: str, sender: str, title: str, summary: str) -> Entry:
+def _entry(item: Element, ref: str, link: str, sender: str, title: str, summary: str,
+           verifier: Verifier) -> Entry:
     out = Entry(ref=ref or link, link=link)
     try:
         embedded = _embedded(item)
         if embedded is not None:
-            out.alert = alert_from_element(embedded)
+            out.alert = alert_from_element(verifier.alert(embedded))
         elif any(_split(c.tag)[0] in CAP_NAMESPACES for c in item if isinstance(c.tag, str)):
-            if not link:
+            if verifier.required and not link:
+                out.error = (f"feed entry {out.ref[:80]!r} has only the CAP fields of a feed "
+                             "index, which no signature covers, and cap.require_signature "
+                             "is on; refused")
+            elif verifier.required:
+                out.alert = None  # the linked alert is read, and its signature checked
+            elif not link:
                 out.alert = _index_alert(item, out.ref, sender, title, summary)
             else:
                 # keep the index fields as a fallback for when the link cannot be fetched
@@ -249,7 +260,7 @@ def _atom_link(entry: Element) -> str:
     return ""
 
 
-def _atom(root: Element) -> Document:
+def _atom(root: Element, verifier: Verifier) -> Document:
     doc = Document("feed")
     feed_author = _text(_children(root, "author")[0], "name") if _children(root, "author") else ""
     for entry in root:
@@ -262,12 +273,12 @@ def _atom(root: Element) -> Document:
             continue
         doc.entries.append(_entry(
             entry, _text(entry, "id"), _atom_link(entry), sender,
-            _text(entry, "title"), _text(entry, "summary"),
+            _text(entry, "title"), _text(entry, "summary"), verifier,
         ))
     return doc
 
 
-def _rss(root: Element) -> Document:
+def _rss(root: Element, verifier: Verifier) -> Document:
     doc = Document("feed")
     for channel in _children(root, "channel"):
         for item in _children(channel, "item"):
@@ -280,7 +291,7 @@ def _rss(root: Element) -> Document:
                 continue
             doc.entries.append(_entry(
                 item, _text(item, "guid"), link, _text(item, "author"),
-                _text(item, "title"), _text(item, "description"),
+                _text(item, "title"), _text(item, "description"), verifier,
             ))
     return doc
 
@@ -310,17 +321,29 @@ def parse_xml(data: bytes, max_bytes: int = DEFAULT_MAX_BYTES) -> Element:
     return root
 
 
-def parse_document(data: bytes, max_bytes: int = DEFAULT_MAX_BYTES) -> Document:
+def _verifier(data: bytes, root: Element, trust: Trust | None) -> Verifier:
+    """What checks the signatures of ``root``'s alerts (nothing without certificates)."""
+    try:
+        alerts = [el for el in root.iter() if _is_cap(el, "alert")]
+        return Verifier(data, alerts, trust, CAP_NAMESPACES)
+    except Exception as e:  # lxml reading what expat read: a surprise, refuse this document
+        raise CapError(f"the document cannot be read for its signatures: "
+                       f"{type(e).__name__}: {e}") from None
+
+
+def parse_document(data: bytes, max_bytes: int = DEFAULT_MAX_BYTES,
+                   trust: Trust | None = None) -> Document:
     """A single CAP alert or an Atom/RSS feed of alerts; CapError when neither."""
     root = parse_xml(data, max_bytes)
     ns, local = _split(root.tag)
+    verifier = _verifier(data, root, trust)
     try:
         if local == "alert" and ns in CAP_NAMESPACES:
-            return Document("alert", [Entry(alert=alert_from_element(root))])
+            return Document("alert", [Entry(alert=alert_from_element(verifier.alert(root)))])
         if (ns, local) == (ATOM, "feed"):
-            return _atom(root)
+            return _atom(root, verifier)
         if (ns, local) == ("", "rss"):
-            return _rss(root)
+            return _rss(root, verifier)
     except CapError:
         raise
     except Exception as e:  # a bug must not stop the box: refuse this document only
@@ -336,7 +359,8 @@ def parse_document(data: bytes, max_bytes: int = DEFAULT_MAX_BYTES) -> Document:
     )
 
 
-def parse_alert(data: bytes, max_bytes: int = DEFAULT_MAX_BYTES) -> Alert:
+def parse_alert(data: bytes, max_bytes: int = DEFAULT_MAX_BYTES,
+                trust: Trust | None = None) -> Alert:
     """A document that must be one CAP alert (e.g. fetched from a feed entry's link)."""
     root = parse_xml(data, max_bytes)
     if not _is_cap(root, "alert"):
@@ -344,8 +368,9 @@ def parse_alert(data: bytes, max_bytes: int = DEFAULT_MAX_BYTES) -> Alert:
             f"expected a CAP 1.2 <alert>, found <{_local(root)[:40]}>; "
             "the feed entry's link does not lead to a CAP alert"
         )
+    verifier = _verifier(data, root, trust)
     try:
-        return alert_from_element(root)
+        return alert_from_element(verifier.alert(root))
     except CapError:
         raise
     except Exception as e:

@@ -36,6 +36,11 @@ Which alerts, and how:
   such as "riskLevel", "risk_level", "capDoRuiRo", "Cấp độ rủi ro"; value "3" or
   "Cấp 3"). It is not guessed from severity: a colour from a legal scale must come
   from the issuer.
+- Advisory: a ``priority`` playlist that no Extreme or Severe info made so (a
+  Moderate alert), and any Test held to ``priority``, is an advisory, not an
+  operator's notice: its JSON carries ``rotation_share`` = ``cap.advisory_share``, and
+  the player gives it at most that share of the rotation (player/schedule.py) instead
+  of playing it next every time; older players ignore the field.
 """
 
 from __future__ import annotations
@@ -70,6 +75,13 @@ def priority_of(info: Info) -> str:
     if info.severity == "Moderate" and soon:
         return "priority"
     return "normal"
+
+
+def is_advisory(infos: list[Info], priority: str, status: str) -> bool:
+    """A ``priority`` playlist that no Extreme or Severe info made so, or a Test."""
+    severe = any(i.severity in ("Extreme", "Severe") and priority_of(i) == "priority"
+                 for i in infos)
+    return priority == "priority" and (status == "Test" or not severe)
 
 
 def risk_level_of(info: Info) -> int | None:
@@ -124,7 +136,8 @@ def playlist_id(alert: Alert) -> str:
 
 
 def to_playlist(alert: Alert, board: BoardArea, languages: list[str], show_test: bool,
-                tz: ZoneInfo, now: datetime, no_expiry: timedelta) -> tuple[str, str] | None:
+                tz: ZoneInfo, now: datetime, no_expiry: timedelta,
+                advisory_share: float = 1.0) -> tuple[str, str] | None:
     """(playlist id, playlist JSON) when this board should show ``alert``, else None."""
     if alert.status not in ("Actual", "Test", "Exercise"):
         return None
@@ -176,6 +189,8 @@ def to_playlist(alert: Alert, board: BoardArea, languages: list[str], show_test:
     }
     playlist = Playlist.model_validate(data)  # the player's own model: fail here, not there
     out = playlist.model_dump(mode="json")
+    if is_advisory(chosen, priority, alert.status):
+        out["rotation_share"] = advisory_share
     out["origin"] = {
         "source": "cap", "sender": alert.sender, "identifier": alert.identifier,
         "sent": alert.sent.isoformat(), "status": alert.status, "msg_type": alert.msg_type,

@@ -126,6 +126,9 @@ class CapStatus(StatusRow):
     etag: str = ""
     last_modified: str = ""
     checked_at: str | None = None
+    # the signature settings the feed was judged by (content_sync/cap/signature.py:
+    # settings_key); the feed's validators count only while they are the same
+    trust: str = ""
 
 
 LEGACY_HEARTBEAT_ERROR = "heartbeat.last_error"  # meta key of the previous release
