@@ -286,3 +286,71 @@ def test_a_note_closed_under_the_guard_never_writes_through_a_reused_number(
         os.close(fd)
     assert (tmp_path / "eboard.db").read_bytes() == header
     assert json.loads((tmp_path / "player-clips.json").read_text())["open"] == []
+
+
+def test_a_held_back_file_is_tried_again_when_its_hold_ends(tmp_path: Path) -> None:
+    """The hold is not a refusal for good: with the clock 25 h on, a newer version that
+    uses the file arrives, and so does the version it was held in, offered again."""
+    from content_sync.board.engine import Engine, SyncState
+    from tests.kit.sync import StaticApp, serve_wsgi, write_config
+
+    key, pubkey = make_keys(tmp_path / "keys")
+    (tmp_path / "src").mkdir()
+    pub = Publisher(tmp_path / "src", key)
+    now = [time.time()]  # the deaths are counted on the real clock by the dying processes
+    with serve_wsgi(StaticApp(tmp_path / "src")) as served:
+        config = write_config(tmp_path, served.url, [pubkey])
+        conn = store.connect(config.db_path)
+
+        def engine() -> Engine:
+            e = Engine(config, conn)
+            e.guard = DecoderGuard(config.cache_dir / decoder_guard.CHECK_NOTE, "sync", "file",
+                                   clock=lambda: now[0])
+            return e
+
+        pub.publish(1, {"anh-1": (sync_png(1), "image/png")})
+        assert engine().sync_once().state is SyncState.UP_TO_DATE
+        pic = sync_png(7)
+        sha = next(iter(pub.publish(2, {"anh-2": (pic, "image/png")})["media"]))
+        note = config.cache_dir / decoder_guard.CHECK_NOTE
+        for _ in range(DEATHS_TO_HOLD):  # two real crashes of a process checking it
+            assert die_with_open(note, sha) == -signal.SIGSEGV
+        r = engine().sync_once()
+        assert r.state is SyncState.REFUSED and "held back: the sync died 2 times" in r.reason
+        assert f"tried again after {decoder_guard._iso(now[0] + HOLD_S)}" in r.reason, r.reason
+        assert engine().sync_once().state is SyncState.REFUSED  # within the day: still held
+
+        now[0] += 25 * 3600
+        r = engine().sync_once()  # the same version, offered again after the hold
+        assert r.state is SyncState.UP_TO_DATE and store.active_version(conn) == 2, r.reason
+        pub.publish(3, {"anh-2": (pic, "image/png"), "anh-3": (sync_png(3), "image/png")})
+        r = engine().sync_once()  # and a newer one that uses the file
+        assert r.state is SyncState.UP_TO_DATE and store.active_version(conn) == 3, r.reason
+        assert sha not in store.refused_media(conn)
+        conn.close()
+
+
+def test_holds_an_older_release_wrote_as_refusals_are_forgotten(tmp_path: Path) -> None:
+    """Before the fix a hold was also a refused media (and its manifest refused) for
+    good; the first run of this release forgets those, so the file is tried again."""
+    from content_sync.board.engine import Engine, SyncState
+    from tests.kit.sync import StaticApp, serve_wsgi, write_config
+
+    key, pubkey = make_keys(tmp_path / "keys")
+    (tmp_path / "src").mkdir()
+    pub = Publisher(tmp_path / "src", key)
+    with serve_wsgi(StaticApp(tmp_path / "src")) as served:
+        config = write_config(tmp_path, served.url, [pubkey])
+        conn = store.connect(config.db_path)
+        body = pub.publish(1, {"anh-1": (sync_png(1), "image/png")})
+        sha = next(iter(body["media"]))
+        old = ("(image/png) held back: the sync died 2 times while decoding this file; "
+               "tried again after 2026-01-02T03:04:05+00:00")
+        store.refuse_media(conn, sha, old)
+        store.save_pending(conn, 1, BOARD, "2026-01-01T00:00:00+00:00", b"{}", "k")
+        store.refuse_manifest(conn, 1, f"media {sha[:12]}… {old}")
+        store.refuse_media(conn, "c" * 64, "(image/png) not an image Pillow can read")
+        r = Engine(config, conn).sync_once()
+        assert r.state is SyncState.UP_TO_DATE and store.active_version(conn) == 1, r.reason
+        assert store.refused_media(conn) == {"c" * 64: "(image/png) not an image Pillow can read"}
+        conn.close()

@@ -165,6 +165,12 @@ class DecoderGuard:
         return (f"held back: the {self.who} died {d['n']} times while decoding this "
                 f"{self.what}; tried again after {_iso(d['last'] + HOLD_S)}")
 
+    def reason_pattern(self) -> str:
+        """An SQL LIKE pattern matching every :meth:`reason` of this guard (so that a hold
+        recorded as something else can be found again)."""
+        return (f"%held back: the {self.who} died % times while decoding this {self.what}; "
+                "tried again after %")
+
     def report(self) -> list[dict[str, Any]]:
         """The held media for the status (and so the heartbeat)."""
         held = self.held()
