@@ -64,6 +64,13 @@ for sha in {list(shas)!r}:
 how = {how!r}
 if how == "segv":
     os.kill(os.getpid(), signal.SIGSEGV)
+if how == "null-read":  # a real fault in C code, as a decoder's would be
+    import ctypes
+    ctypes.string_at(0)
+if how == "abort":  # what systemd's watchdog sends a hung process
+    os.abort()
+if how == "kill":  # the OOM killer, a stop time-out, kill -9
+    os.kill(os.getpid(), signal.SIGKILL)
 if how == "closed-then-kill":
     for sha in {list(shas)!r}:
         g.closed(sha)
@@ -91,6 +98,22 @@ def test_two_deaths_with_a_clip_open_hold_it_back_for_a_while(tmp_path: Path) ->
     assert "died 2 times" in g.reason(A)
     now[0] += HOLD_S + 1  # tried again after a day
     assert g.held() == frozenset()
+
+
+def test_a_kill_from_outside_is_not_a_death_a_real_crash_is(tmp_path: Path) -> None:
+    """SIGKILL (the OOM killer, a stop time-out, kill -9) cannot be caught, so the dead
+    process left no crash record: twice killed with the file open, it is not held. A
+    fault in C code and an abort (the watchdog's signal for a hang) are recorded."""
+    note = tmp_path / "sync-checks.json"
+    for _ in range(2 * DEATHS_TO_HOLD):
+        assert die_with_open(note, A, how="kill") == -signal.SIGKILL
+    g = DecoderGuard(note)
+    assert g.start() == {} and g.held() == frozenset()
+    assert die_with_open(note, A, how="null-read") == -signal.SIGSEGV
+    assert die_with_open(note, A, how="abort") == -signal.SIGABRT
+    g = DecoderGuard(note)
+    assert g.start() == {A: DEATHS_TO_HOLD} and g.held() == {A}
+    assert "Fatal Python error: Segmentation fault" not in g.reason(A)
 
 
 def test_a_clean_exit_a_closed_clip_another_boot_and_a_bad_note_are_not_deaths(
@@ -252,13 +275,45 @@ def test_a_file_that_kills_the_sync_twice_is_refused_and_later_versions_still_ar
         st = status_json(cfg)
         assert st["manifest"]["active_version"] == 1
         reasons = " ".join(x["reason"] for x in st["recent_refusals"])
-        assert "held back: the sync died 2 times while decoding this file" in reasons, st
+        assert "held back: the sync died 2 times while decoding this file" in reasons, \
+            (st, r.stdout + r.stderr)
         assert sha not in _checking(note)
 
         # The province replaces the picture: the next version arrives as usual.
         pub.publish(3, {"anh-2": (sync_png(2), "image/png")})
         assert eboard("sync", "--once", "--config", str(cfg)).returncode == 0
         assert status_json(cfg)["manifest"]["active_version"] == 3
+
+
+def test_a_sync_killed_from_outside_twice_while_checking_holds_nothing_back(
+        tmp_path: Path) -> None:
+    """SIGKILL twice inside the check (the OOM killer, a stop time-out, kill -9): no
+    crash, so no hold; the third run checks the file again and activates it."""
+    key, pubkey = make_keys(tmp_path / "keys")
+    with reference_server(tmp_path / "data") as srv:
+        pub = Publisher(tmp_path / "data", key, board=BOARD)
+        pub.publish(1, {"anh-1": (sync_png(1), "image/png")})
+        cfg = box_config(tmp_path / "box", srv.url, [pubkey])
+        config = load_config(cfg)
+        assert eboard("sync", "--once", "--config", str(cfg)).returncode == 0
+        sha = next(iter(pub.publish(2, {"anh-lon": (_big_png(), "image/png")})["media"]))
+        note = config.cache_dir / decoder_guard.CHECK_NOTE
+        logs = tmp_path / "logs"
+        for _ in range(DEATHS_TO_HOLD):
+            once = start("once", ["sync", "--once", "--config", str(cfg)], logs)
+            try:
+                assert wait_until(lambda p=once.pid: sha in _checking(note, p), timeout=60,
+                                  step=0.002), once.text()[-3000:]
+                os.kill(once.pid, signal.SIGKILL)
+                once.popen.wait(30)
+            finally:
+                once.kill9()
+            assert once.popen.returncode == -signal.SIGKILL
+        r = eboard("sync", "--once", "--config", str(cfg))
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert "killed from outside" in r.stdout + r.stderr, r.stdout + r.stderr
+        assert "holding it back" not in r.stdout + r.stderr
+        assert status_json(cfg)["manifest"]["active_version"] == 2
 
 
 def test_a_note_closed_under_the_guard_never_writes_through_a_reused_number(
