@@ -226,10 +226,10 @@ def _clip_kills_the_player_twice(tmp_path: Path, stack: ExitStack) -> None:
 
 
 def _big_png() -> bytes:
-    """A valid 8000×8000 PNG (under Pillow's pixel limit) that takes a few tenths of a
-    second to decode: long enough for the test to crash the sync inside the decode."""
+    """A valid 6300×6300 PNG (just under the board's pixel budget) that takes a few tenths
+    of a second to decode: long enough for the test to crash the sync inside the decode."""
     buf = io.BytesIO()
-    Image.new("RGB", (8000, 8000), (30, 90, 160)).save(buf, "PNG", compress_level=1)
+    Image.new("RGB", (6300, 6300), (30, 90, 160)).save(buf, "PNG", compress_level=1)
     return buf.getvalue()
 
 

@@ -1,7 +1,8 @@
 """Checking that a verified media file is something the player can show.
 
-Images are opened with Pillow: a pixel count above Pillow's decompression-bomb
-limit (``Image.MAX_IMAGE_PIXELS``) is refused before decoding, then the image is
+Images are opened with Pillow: a pixel count above the board's budget
+(content_sync/runtime/pixel_budget.py, 40 megapixels, well below Pillow's
+decompression-bomb limit) is refused from the header, before decoding; then the image is
 decoded in full (a JPEG at 1/8 scale: every block is still read and entropy-decoded).
 Videos are decoded for one frame with ``ffmpeg`` when it is installed (the same
 libavcodec decoders libVLC uses); else probed with ``ffprobe`` for a video stream; else,
@@ -23,6 +24,7 @@ from typing import assert_never
 from PIL import Image, UnidentifiedImageError
 
 from content_sync.protocol import MEDIA_KINDS, ItemKind
+from content_sync.runtime import over_budget
 
 PROBE_TIMEOUT = 120
 
@@ -51,16 +53,13 @@ def check(path: Path, mtype: str) -> None:
 
 
 def check_image(path: Path) -> None:
-    limit = Image.MAX_IMAGE_PIXELS
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as im:
-                w, h = im.size
-                if limit and w * h > limit:
-                    raise ContentRefused(
-                        f"image is {w}×{h} pixels, above the {limit} pixel limit "
-                        "(decompression bomb?)")
+                reason = over_budget(*im.size)  # from the header: nothing decoded yet
+                if reason:
+                    raise ContentRefused(reason)
                 if im.format == "JPEG":
                     # libjpeg still reads and entropy-decodes every block, so a truncated
                     # or corrupt file fails the same; only the inverse DCT and colour
