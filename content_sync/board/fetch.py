@@ -131,6 +131,11 @@ def fetch_all(config: Config, source: Source, need: dict[str, MediaInfo],
                 return "skipped", "stopped"
             except media_check.ContentRefused as e:
                 return "refused", f"({info.type}) {e}"
+            except media_check.CheckInterrupted as e:  # no answer: not a refusal
+                if attempt == ATTEMPTS - 1:
+                    return "error", f"media {sha[:12]}… ({info.type}): {e}"
+                halt.wait(backoff(attempt))
+                continue
             except download.DiskFull as e:
                 stop.set()
                 return "disk_full", str(e)

@@ -33,6 +33,16 @@ class ContentRefused(Exception):
     """The file's bytes are verified but cannot or must not be shown."""
 
 
+class CheckInterrupted(Exception):
+    """The check got no answer about the file: its decoder process was killed from
+    outside (the OOM killer, a stop). Not a refusal: the file is checked again later."""
+
+
+# What a decoder that crashes on a file dies of; any other signal came from outside.
+CRASH_SIGNALS = frozenset({signal.SIGSEGV, signal.SIGBUS, signal.SIGABRT, signal.SIGILL,
+                           signal.SIGFPE})
+
+
 def check(path: Path, mtype: str) -> None:
     """Raise ContentRefused with a reason unless ``path`` is a showable ``mtype``.
 
@@ -110,11 +120,17 @@ def _run(cmd: list[str], what: str) -> str:
         p = subprocess.run(cmd, capture_output=True, timeout=PROBE_TIMEOUT, text=True)
     except subprocess.TimeoutExpired:
         raise ContentRefused(f"{what}: took over {PROBE_TIMEOUT} s") from None
-    if p.returncode < 0:  # killed by a signal: the decoder crashed on this file
+    if p.returncode < 0:  # killed by a signal: a crash on this file, or a kill from outside
+        sig: signal.Signals | None
         try:
-            name = signal.Signals(-p.returncode).name
+            sig = signal.Signals(-p.returncode)
+            name = sig.name
         except ValueError:
-            name = f"signal {-p.returncode}"
+            sig, name = None, f"signal {-p.returncode}"
+        if sig not in CRASH_SIGNALS:
+            raise CheckInterrupted(f"{what}: {cmd[0]} was killed by {name} from outside "
+                                   "(the OOM killer or a stop?), not by the file; checked "
+                                   "again later")
         raise ContentRefused(f"{what}: the decoder crashed on it ({name})")
     if p.returncode != 0:
         detail = (p.stderr.strip().splitlines() or ["no detail"])[-1][:200]
