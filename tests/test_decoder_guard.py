@@ -64,6 +64,13 @@ for sha in {list(shas)!r}:
 how = {how!r}
 if how == "segv":
     os.kill(os.getpid(), signal.SIGSEGV)
+if how == "null-read":  # a real fault in C code, as a decoder's would be
+    import ctypes
+    ctypes.string_at(0)
+if how == "abort":  # what systemd's watchdog sends a hung process
+    os.abort()
+if how == "kill":  # the OOM killer, a stop time-out, kill -9
+    os.kill(os.getpid(), signal.SIGKILL)
 if how == "closed-then-kill":
     for sha in {list(shas)!r}:
         g.closed(sha)
@@ -91,6 +98,22 @@ def test_two_deaths_with_a_clip_open_hold_it_back_for_a_while(tmp_path: Path) ->
     assert "died 2 times" in g.reason(A)
     now[0] += HOLD_S + 1  # tried again after a day
     assert g.held() == frozenset()
+
+
+def test_a_kill_from_outside_is_not_a_death_a_real_crash_is(tmp_path: Path) -> None:
+    """SIGKILL (the OOM killer, a stop time-out, kill -9) cannot be caught, so the dead
+    process left no crash record: twice killed with the file open, it is not held. A
+    fault in C code and an abort (the watchdog's signal for a hang) are recorded."""
+    note = tmp_path / "sync-checks.json"
+    for _ in range(2 * DEATHS_TO_HOLD):
+        assert die_with_open(note, A, how="kill") == -signal.SIGKILL
+    g = DecoderGuard(note)
+    assert g.start() == {} and g.held() == frozenset()
+    assert die_with_open(note, A, how="null-read") == -signal.SIGSEGV
+    assert die_with_open(note, A, how="abort") == -signal.SIGABRT
+    g = DecoderGuard(note)
+    assert g.start() == {A: DEATHS_TO_HOLD} and g.held() == {A}
+    assert "Fatal Python error: Segmentation fault" not in g.reason(A)
 
 
 def test_a_clean_exit_a_closed_clip_another_boot_and_a_bad_note_are_not_deaths(
@@ -203,10 +226,10 @@ def _clip_kills_the_player_twice(tmp_path: Path, stack: ExitStack) -> None:
 
 
 def _big_png() -> bytes:
-    """A valid 8000×8000 PNG (under Pillow's pixel limit) that takes a few tenths of a
-    second to decode: long enough for the test to crash the sync inside the decode."""
+    """A valid 6300×6300 PNG (just under the board's pixel budget) that takes a few tenths
+    of a second to decode: long enough for the test to crash the sync inside the decode."""
     buf = io.BytesIO()
-    Image.new("RGB", (8000, 8000), (30, 90, 160)).save(buf, "PNG", compress_level=1)
+    Image.new("RGB", (6300, 6300), (30, 90, 160)).save(buf, "PNG", compress_level=1)
     return buf.getvalue()
 
 
@@ -252,13 +275,45 @@ def test_a_file_that_kills_the_sync_twice_is_refused_and_later_versions_still_ar
         st = status_json(cfg)
         assert st["manifest"]["active_version"] == 1
         reasons = " ".join(x["reason"] for x in st["recent_refusals"])
-        assert "held back: the sync died 2 times while decoding this file" in reasons, st
+        assert "held back: the sync died 2 times while decoding this file" in reasons, \
+            (st, r.stdout + r.stderr)
         assert sha not in _checking(note)
 
         # The province replaces the picture: the next version arrives as usual.
         pub.publish(3, {"anh-2": (sync_png(2), "image/png")})
         assert eboard("sync", "--once", "--config", str(cfg)).returncode == 0
         assert status_json(cfg)["manifest"]["active_version"] == 3
+
+
+def test_a_sync_killed_from_outside_twice_while_checking_holds_nothing_back(
+        tmp_path: Path) -> None:
+    """SIGKILL twice inside the check (the OOM killer, a stop time-out, kill -9): no
+    crash, so no hold; the third run checks the file again and activates it."""
+    key, pubkey = make_keys(tmp_path / "keys")
+    with reference_server(tmp_path / "data") as srv:
+        pub = Publisher(tmp_path / "data", key, board=BOARD)
+        pub.publish(1, {"anh-1": (sync_png(1), "image/png")})
+        cfg = box_config(tmp_path / "box", srv.url, [pubkey])
+        config = load_config(cfg)
+        assert eboard("sync", "--once", "--config", str(cfg)).returncode == 0
+        sha = next(iter(pub.publish(2, {"anh-lon": (_big_png(), "image/png")})["media"]))
+        note = config.cache_dir / decoder_guard.CHECK_NOTE
+        logs = tmp_path / "logs"
+        for _ in range(DEATHS_TO_HOLD):
+            once = start("once", ["sync", "--once", "--config", str(cfg)], logs)
+            try:
+                assert wait_until(lambda p=once.pid: sha in _checking(note, p), timeout=60,
+                                  step=0.002), once.text()[-3000:]
+                os.kill(once.pid, signal.SIGKILL)
+                once.popen.wait(30)
+            finally:
+                once.kill9()
+            assert once.popen.returncode == -signal.SIGKILL
+        r = eboard("sync", "--once", "--config", str(cfg))
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert "killed from outside" in r.stdout + r.stderr, r.stdout + r.stderr
+        assert "holding it back" not in r.stdout + r.stderr
+        assert status_json(cfg)["manifest"]["active_version"] == 2
 
 
 def test_a_note_closed_under_the_guard_never_writes_through_a_reused_number(
@@ -286,3 +341,71 @@ def test_a_note_closed_under_the_guard_never_writes_through_a_reused_number(
         os.close(fd)
     assert (tmp_path / "eboard.db").read_bytes() == header
     assert json.loads((tmp_path / "player-clips.json").read_text())["open"] == []
+
+
+def test_a_held_back_file_is_tried_again_when_its_hold_ends(tmp_path: Path) -> None:
+    """The hold is not a refusal for good: with the clock 25 h on, a newer version that
+    uses the file arrives, and so does the version it was held in, offered again."""
+    from content_sync.board.engine import Engine, SyncState
+    from tests.kit.sync import StaticApp, serve_wsgi, write_config
+
+    key, pubkey = make_keys(tmp_path / "keys")
+    (tmp_path / "src").mkdir()
+    pub = Publisher(tmp_path / "src", key)
+    now = [time.time()]  # the deaths are counted on the real clock by the dying processes
+    with serve_wsgi(StaticApp(tmp_path / "src")) as served:
+        config = write_config(tmp_path, served.url, [pubkey])
+        conn = store.connect(config.db_path)
+
+        def engine() -> Engine:
+            e = Engine(config, conn)
+            e.guard = DecoderGuard(config.cache_dir / decoder_guard.CHECK_NOTE, "sync", "file",
+                                   clock=lambda: now[0])
+            return e
+
+        pub.publish(1, {"anh-1": (sync_png(1), "image/png")})
+        assert engine().sync_once().state is SyncState.UP_TO_DATE
+        pic = sync_png(7)
+        sha = next(iter(pub.publish(2, {"anh-2": (pic, "image/png")})["media"]))
+        note = config.cache_dir / decoder_guard.CHECK_NOTE
+        for _ in range(DEATHS_TO_HOLD):  # two real crashes of a process checking it
+            assert die_with_open(note, sha) == -signal.SIGSEGV
+        r = engine().sync_once()
+        assert r.state is SyncState.REFUSED and "held back: the sync died 2 times" in r.reason
+        assert f"tried again after {decoder_guard._iso(now[0] + HOLD_S)}" in r.reason, r.reason
+        assert engine().sync_once().state is SyncState.REFUSED  # within the day: still held
+
+        now[0] += 25 * 3600
+        r = engine().sync_once()  # the same version, offered again after the hold
+        assert r.state is SyncState.UP_TO_DATE and store.active_version(conn) == 2, r.reason
+        pub.publish(3, {"anh-2": (pic, "image/png"), "anh-3": (sync_png(3), "image/png")})
+        r = engine().sync_once()  # and a newer one that uses the file
+        assert r.state is SyncState.UP_TO_DATE and store.active_version(conn) == 3, r.reason
+        assert sha not in store.refused_media(conn)
+        conn.close()
+
+
+def test_holds_an_older_release_wrote_as_refusals_are_forgotten(tmp_path: Path) -> None:
+    """Before the fix a hold was also a refused media (and its manifest refused) for
+    good; the first run of this release forgets those, so the file is tried again."""
+    from content_sync.board.engine import Engine, SyncState
+    from tests.kit.sync import StaticApp, serve_wsgi, write_config
+
+    key, pubkey = make_keys(tmp_path / "keys")
+    (tmp_path / "src").mkdir()
+    pub = Publisher(tmp_path / "src", key)
+    with serve_wsgi(StaticApp(tmp_path / "src")) as served:
+        config = write_config(tmp_path, served.url, [pubkey])
+        conn = store.connect(config.db_path)
+        body = pub.publish(1, {"anh-1": (sync_png(1), "image/png")})
+        sha = next(iter(body["media"]))
+        old = ("(image/png) held back: the sync died 2 times while decoding this file; "
+               "tried again after 2026-01-02T03:04:05+00:00")
+        store.refuse_media(conn, sha, old)
+        store.save_pending(conn, 1, BOARD, "2026-01-01T00:00:00+00:00", b"{}", "k")
+        store.refuse_manifest(conn, 1, f"media {sha[:12]}… {old}")
+        store.refuse_media(conn, "c" * 64, "(image/png) not an image Pillow can read")
+        r = Engine(config, conn).sync_once()
+        assert r.state is SyncState.UP_TO_DATE and store.active_version(conn) == 1, r.reason
+        assert store.refused_media(conn) == {"c" * 64: "(image/png) not an image Pillow can read"}
+        conn.close()

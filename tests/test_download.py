@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -217,3 +219,82 @@ def test_content_length_below_the_body_is_completed_by_a_range(
                                       tmp_path / "c", h, SIZE)
     assert sha256(path.read_bytes()) == h
     assert plan.requests[1].headers["Range"] == f"bytes={SIZE - 100}-"
+
+
+def test_one_corrupted_answer_never_blocks_the_file_for_good(
+        tmp_path: Path, blob: tuple[bytes, str]) -> None:
+    """Wrong bytes once, then the right ones under the same ETag (a proxy or CDN edge
+    that corrupted one answer): the next attempt is a fresh, unconditional download and
+    gets the file, instead of a 304 that blames the publisher forever."""
+    data, h = blob
+    plan = Plan(files={f"/media/{h}": data}, plans={f"/media/{h}": ["wrong", "ok"]})
+    cache = tmp_path / "cache"
+    with misbehaving(plan) as url:
+        with pytest.raises(MediaError, match="hash mismatch") as e:
+            download.download_http(_session(tmp_path, url), f"{url}media/{h}", cache, h, SIZE)
+        assert e.value.permanent  # not retried in this run
+        path = download.download_http(_session(tmp_path, url), f"{url}media/{h}", cache, h, SIZE)
+    assert path.read_bytes() == data
+    assert "If-None-Match" not in plan.requests[1].headers
+    assert not (store.partial_dir(cache) / f"{h}.bad").exists()  # forgotten with the file
+
+
+def test_wrong_bytes_twice_are_believed_for_a_day_then_asked_again(
+        tmp_path: Path, blob: tuple[bytes, str]) -> None:
+    data, h = blob
+    plan = Plan(files={f"/media/{h}": data}, plans={f"/media/{h}": ["wrong"]})
+    cache = tmp_path / "cache"
+    marker = store.partial_dir(cache) / f"{h}.bad"
+
+    def attempt(match: str) -> None:
+        with pytest.raises(MediaError, match=match) as e:
+            download.download_http(_session(tmp_path, url), f"{url}media/{h}", cache, h, SIZE)
+        assert e.value.permanent
+
+    with misbehaving(plan) as url:
+        attempt("hash mismatch")
+        attempt("hash mismatch")  # fresh again: one wrong answer is not believed
+        attempt("same wrong bytes")  # twice: a 304, not a byte fetched
+        assert plan.requests[2].headers["If-None-Match"] == '"v1"'
+        assert plan.sent() == 2 * SIZE
+        # A day later (or the clock stepped back) the memory has expired: fresh again.
+        for at in (time.time() - 25 * 3600, time.time() + 3600):
+            old = json.loads(marker.read_text())
+            marker.write_text(json.dumps({**old, "at": at}))
+            attempt("hash mismatch")
+            assert "If-None-Match" not in plan.requests[-1].headers
+        attempt("same wrong bytes")  # and confirmed again by it
+        plan.plans[f"/media/{h}"] = ["ok"]
+        plan.etags[f"/media/{h}"] = '"v2"'  # the publisher uploads the right file
+        path = download.download_http(_session(tmp_path, url), f"{url}media/{h}", cache, h, SIZE)
+    assert path.read_bytes() == data
+
+
+def test_a_marker_of_the_older_release_is_not_believed(
+        tmp_path: Path, blob: tuple[bytes, str]) -> None:
+    data, h = blob
+    plan = Plan(files={f"/media/{h}": data})
+    cache = tmp_path / "cache"
+    store.partial_dir(cache).mkdir(parents=True)
+    (store.partial_dir(cache) / f"{h}.bad").write_text('"v1"')  # the bare ETag it wrote
+    with misbehaving(plan) as url:
+        path = download.download_http(_session(tmp_path, url), f"{url}media/{h}", cache, h, SIZE)
+    assert path.read_bytes() == data
+
+
+def test_the_engine_gets_a_file_one_corrupted_answer_spoiled(tmp_path: Path) -> None:
+    key, pubkey = make_keys(tmp_path / "keys")
+    pub = Publisher(tmp_path / "src", key)
+    pub.publish(1, {"a": (png(1), "image/png")})
+    files = {f"/{p.relative_to(pub.root)}": p.read_bytes()
+             for p in pub.root.rglob("*") if p.is_file()}
+    h = sha256(png(1))
+    plan = Plan(files=files, plans={f"/media/{h}": ["wrong", "ok"]})
+    with misbehaving(plan) as url:
+        config = write_config(tmp_path, url, [pubkey])
+        conn = store.connect(config.db_path)
+        first = Engine(config, conn).sync_once()
+        assert first.state is SyncState.INCOMPLETE and "hash mismatch" in first.reason
+        r = Engine(config, conn).sync_once()  # the next poll
+    assert r.ok, r.reason
+    assert store.active_version(conn) == 1

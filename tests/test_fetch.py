@@ -168,7 +168,7 @@ def test_verified_bytes_that_cannot_be_shown_are_refused_and_never_reach_media(
     assert not store.media_path(config.cache_dir, sha256(junk)).exists()
 
 
-def test_held_back_files_are_refused_with_their_reason_without_a_request(
+def test_held_back_files_are_held_with_their_reason_without_a_request(
         tmp_path: Path) -> None:
     files = _pngs(2)
     kept, held = sorted(files)
@@ -178,7 +178,8 @@ def test_held_back_files_are_refused_with_their_reason_without_a_request(
     with misbehaving(plan) as url:
         config = _config(tmp_path, url)
         out = fetch_all(config, HttpSource(config), _need(files), reporter, held={held: why})
-    assert out.done == {kept} and out.refused == [(held, why)]
+    # held, not refused: a refusal is remembered for good, a hold ends
+    assert out.done == {kept} and out.held == [(held, why)] and out.refused == []
     assert [r.path for r in plan.requests] == [f"/media/{kept}"]
     assert reporter.begun == (2, sum(len(d) for d in files.values()))
     assert reporter.done == {kept: None, held: why} and reporter.ended
@@ -197,10 +198,10 @@ def test_a_stop_before_the_start_fetches_nothing_and_reports_no_error(tmp_path: 
 
 
 def test_merged_outcomes_add_up() -> None:
-    a = Outcome({"a"}, [("r", "bad")], [], ["e1"], False, True, 10)
+    a = Outcome({"a"}, [("r", "bad")], [], ["e1"], False, True, 10, [("h", "held")])
     b = Outcome({"b"}, [], [("x", "wrong")], ["e2"], True, False, 5)
     assert a.merge(b) == Outcome({"a", "b"}, [("r", "bad")], [("x", "wrong")], ["e1", "e2"],
-                                 True, True, 15)
+                                 True, True, 15, [("h", "held")])
 
 
 def test_backoff_is_jittered_and_capped() -> None:

@@ -190,3 +190,42 @@ def test_a_video_that_crashes_the_decoder_is_refused_and_the_check_lives_on(
     clip.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(64))
     with pytest.raises(ContentRefused, match=r"the decoder crashed on it \(SIGSEGV\)"):
         media_check.check(clip, "video/mp4")
+
+
+def test_a_decoder_killed_from_outside_is_no_refusal_and_is_checked_again(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The OOM killer (or a stop) SIGKILLs the decoder process during the check: no
+    answer about the file, so it is not refused for good; the next run checks it again
+    and it arrives. Played by an ffmpeg that kills itself with SIGKILL."""
+    from content_sync.board.engine import Engine, SyncState
+    from content_sync.db import store
+    from tests.kit.sync import Publisher, StaticApp, make_keys, mp4, serve_wsgi, write_config
+
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    fake = bindir / "ffmpeg"
+    fake.write_text("#!/bin/sh\nkill -KILL $$\n")
+    fake.chmod(0o755)
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(mp4())
+    real_path = "/usr/bin:/bin"
+    monkeypatch.setenv("PATH", f"{bindir}:{real_path}")
+    with pytest.raises(media_check.CheckInterrupted, match="killed by SIGKILL from outside"):
+        media_check.check(clip, "video/mp4")
+
+    key, pubkey = make_keys(tmp_path / "keys")
+    (tmp_path / "src").mkdir()
+    pub = Publisher(tmp_path / "src", key)
+    sha = next(iter(pub.publish(1, {"clip": (mp4(), "video/mp4")})["media"]))
+    with serve_wsgi(StaticApp(tmp_path / "src")) as served:
+        config = write_config(tmp_path, served.url, [pubkey])
+        conn = store.connect(config.db_path)
+        r = Engine(config, conn).sync_once()
+        assert r.state is SyncState.INCOMPLETE and "from outside" in r.reason, r.reason
+        assert store.refused_media(conn) == {} and store.manifest_state(conn, 1) == (
+            "pending", "")
+        monkeypatch.setenv("PATH", real_path)  # memory is back
+        r = Engine(config, conn).sync_once()
+        assert r.ok and store.active_version(conn) == 1 and sha in store.known_media(conn), \
+            r.reason
+        conn.close()

@@ -180,7 +180,12 @@ def test_hash_mismatch_keeps_old_manifest_and_retries(env: Env) -> None:
     assert store.active_version(env.conn) == 1 and store.pending_version(env.conn) == 2
     assert not store.partial_dir(env.config.cache_dir).joinpath(h).exists()
     env.app.log.clear()
-    r = env.sync()  # not fixed yet: a conditional request, the wrong bytes not fetched again
+    r = env.sync()  # one wrong answer is not believed: fetched again, unconditionally
+    assert r.state == SyncState.INCOMPLETE and "hash mismatch" in r.reason
+    assert [(x.path, x.status) for x in env.app.log.hits if x.path.startswith("/media/")] == \
+        [(f"/media/{h}", 200)]
+    env.app.log.clear()
+    r = env.sync()  # wrong twice: a conditional request, the wrong bytes not fetched again
     assert r.state == SyncState.INCOMPLETE and "same wrong bytes" in r.reason
     assert [(x.path, x.status) for x in env.app.log.hits if x.path.startswith("/media/")] == \
         [(f"/media/{h}", 304)]

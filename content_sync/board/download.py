@@ -21,7 +21,7 @@ from pathlib import Path
 import requests
 import urllib3
 
-from content_sync.board import durability
+from content_sync.board import durability, wrong_bytes
 from content_sync.db import media_path, partial_dir
 
 CHUNK = 256 * 1024
@@ -106,18 +106,13 @@ def _read_sidecar(partial: Path) -> dict[str, str]:
         return {}
 
 
-def _bad_marker(partial: Path) -> Path:
-    return partial.with_name(partial.name + ".bad")
-
-
 def reject_partial(partial: Path) -> None:
-    """Discard wrong bytes, remembering the server's ETag for them: the next attempt
-    asks ``If-None-Match`` and a 304 says the source still has the same wrong file,
-    so a metered link does not fetch it again and again."""
-    etag = _read_sidecar(partial).get("etag", "")
+    """Discard wrong bytes, remembering the answer that brought them (wrong_bytes.py):
+    once the same answer came twice, the next attempts ask conditionally, for a day."""
+    side = _read_sidecar(partial)
+    wrong_bytes.remember(partial, side.get("url", ""), side.get("etag", ""),
+                         side.get("last_modified", ""))
     discard_partial(partial)
-    if etag:
-        _bad_marker(partial).write_text(etag)
 
 
 def discard_partial(partial: Path) -> None:
@@ -218,7 +213,7 @@ def _finish(partial: Path, h: hashlib._Hash, have: int, size: int, sha: str,
         final.parent.mkdir(parents=True, exist_ok=True)
         os.replace(partial, final)
     _sidecar(partial).unlink(missing_ok=True)
-    _bad_marker(partial).unlink(missing_ok=True)
+    wrong_bytes.forget(partial)
     return final
 
 
@@ -253,9 +248,11 @@ def download_http(session: requests.Session, url: str, cache_dir: Path, sha: str
     elif have:
         discard_partial(partial)
         h, have = hashlib.sha256(), 0
-    bad = _bad_marker(partial)
-    if not have and bad.exists():
-        headers["If-None-Match"] = bad.read_text().strip()
+    marker = None if have else wrong_bytes.read(partial)
+    if marker and wrong_bytes.ask(marker, url, time.time()) is wrong_bytes.Ask.CONDITIONAL:
+        headers.update(marker.headers())
+    else:
+        marker = None  # none, unconfirmed or expired: a fresh download
     if have < size or size == 0:
         try:
             r = session.get(url, headers=headers, stream=True)
@@ -266,10 +263,12 @@ def download_http(session: requests.Session, url: str, cache_dir: Path, sha: str
             raise MediaError(f"media {sha[:12]}…: {e}") from None
         try:
             with r:
-                if r.status_code == 304:
+                if r.status_code == 304 and marker is not None:
                     raise MediaError(f"media {sha[:12]}…: the source still holds the same "
-                                     "wrong bytes (not fetched again); the publisher must "
-                                     "upload the right file", permanent=True)
+                                     "wrong bytes (sent twice under this validator; not "
+                                     "fetched again until "
+                                     f"{marker.until()}); the publisher must upload the "
+                                     "right file", permanent=True)
                 if r.status_code == 416 and have:
                     discard_partial(partial)
                     raise MediaError(f"media {sha[:12]}…: server refused the resume range; "

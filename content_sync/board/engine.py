@@ -108,6 +108,11 @@ class Engine:
             if not self._guard_started:
                 self._guard_started = True
                 self.guard.start()
+                # A hold was once also written as a refusal for good (before 0.3): forget
+                # those, so the file is tried again when its hold ends, as it says.
+                if store.forget_refusals_like(self.conn, self.guard.reason_pattern()):
+                    log.info("forgot refusals that were holds of the decoder guard; their "
+                             "files are tried again when the hold ends")
             previous = rows.read(self.conn, SyncStatus) or SyncStatus()
             result = self._run(reporter)
             result.active_version = store.active_version(self.conn)
@@ -224,6 +229,10 @@ class Engine:
                 for s, r in outcome.refused:
                     store.refuse_media(self.conn, s, r)
                 return self._refuse_pending(m, f"media {sha[:12]}… {reason}")
+            if outcome.held:  # the manifest stays pending: tried again when the hold ends
+                sha, reason = outcome.held[0]
+                return self._refuse(f"manifest version {m.version}",
+                                    f"media {sha[:12]}… {reason}", m.version)
             for sha, reason in outcome.rejected:  # hash or size mismatch: retried later
                 self._refuse(f"media {sha[:12]}… of manifest version {m.version}", reason)
             if outcome.disk_full:
@@ -298,7 +307,7 @@ class Engine:
                                   offered_version=m.version)
             outcome = self._fetch(m, None, p, reporter)
             cache.record(self.conn, self.cache_dir, {s: m.media[s] for s in outcome.done})
-            for sha, reason in outcome.refused + outcome.rejected:
+            for sha, reason in outcome.refused + outcome.held + outcome.rejected:
                 self._refuse(f"media {sha[:12]}… of manifest version {m.version}", reason)
         back = adopted | (outcome.done if outcome else set())
         if back:
@@ -335,7 +344,7 @@ class Engine:
                 cache.record(self.conn, self.cache_dir, {s: m.media[s] for s in got.done})
                 if got.done == set(stage):
                     interim.show(self.conn, m.version, verified.keyid, verified.body)
-            if got.disk_full or got.refused:
+            if got.disk_full or got.refused or got.held:
                 break
         return out
 

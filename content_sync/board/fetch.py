@@ -45,19 +45,20 @@ class Reporter(Protocol):
 @dataclass
 class Outcome:
     done: set[str] = field(default_factory=set)
-    refused: list[tuple[str, str]] = field(default_factory=list)
+    refused: list[tuple[str, str]] = field(default_factory=list)  # bad for good: remembered
     rejected: list[tuple[str, str]] = field(default_factory=list)  # wrong bytes from the source
     errors: list[str] = field(default_factory=list)
     disk_full: bool = False
     offline: bool = False
     bytes: int = 0
+    held: list[tuple[str, str]] = field(default_factory=list)  # held back for now: not fetched
 
     def merge(self, other: Outcome) -> Outcome:
         """Both fetches as one (e.g. an emergency's media first, then the rest)."""
         return Outcome(self.done | other.done, self.refused + other.refused,
                        self.rejected + other.rejected, self.errors + other.errors,
                        self.disk_full or other.disk_full, self.offline or other.offline,
-                       self.bytes + other.bytes)
+                       self.bytes + other.bytes, self.held + other.held)
 
 
 def backoff(attempt: int, base: float = BACKOFF_BASE_S, cap: float = BACKOFF_CAP_S) -> float:
@@ -74,7 +75,9 @@ def fetch_all(config: Config, source: Source, need: dict[str, MediaInfo],
 
     With a ``guard``, each check (a decode in this process, for images) is noted while it
     runs (content_sync/runtime/decoder_guard.py). Those of ``need`` in ``held`` (the plan's
-    held-back files, plan.py) are refused with the reason given, without being fetched.
+    held-back files, plan.py) come back in ``Outcome.held`` with the reason given, without
+    being fetched: a hold ends (the guard tries the file again after it), so it is never
+    a refusal, which is remembered for good.
 
     When ``stopping`` is set (the daemon got SIGTERM), every download ends after its
     current chunk (a bandwidth-cap pause is cut short too); partial files stay for
@@ -117,7 +120,7 @@ def fetch_all(config: Config, source: Source, need: dict[str, MediaInfo],
 
     def one(sha: str, info: MediaInfo) -> tuple[str, str]:
         if held and sha in held:
-            return "refused", held[sha]
+            return "held", held[sha]
         for attempt in range(ATTEMPTS):
             if stop.is_set() or halt.is_set():
                 return "skipped", "stopped"
@@ -128,6 +131,11 @@ def fetch_all(config: Config, source: Source, need: dict[str, MediaInfo],
                 return "skipped", "stopped"
             except media_check.ContentRefused as e:
                 return "refused", f"({info.type}) {e}"
+            except media_check.CheckInterrupted as e:  # no answer: not a refusal
+                if attempt == ATTEMPTS - 1:
+                    return "error", f"media {sha[:12]}… ({info.type}): {e}"
+                halt.wait(backoff(attempt))
+                continue
             except download.DiskFull as e:
                 stop.set()
                 return "disk_full", str(e)
@@ -157,6 +165,8 @@ def fetch_all(config: Config, source: Source, need: dict[str, MediaInfo],
                 out.done.add(sha)
             elif kind == "refused":
                 out.refused.append((sha, message))
+            elif kind == "held":
+                out.held.append((sha, message))
             elif kind != "skipped":
                 if kind == "rejected":
                     out.rejected.append((sha, message))

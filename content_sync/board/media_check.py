@@ -1,7 +1,8 @@
 """Checking that a verified media file is something the player can show.
 
-Images are opened with Pillow: a pixel count above Pillow's decompression-bomb
-limit (``Image.MAX_IMAGE_PIXELS``) is refused before decoding, then the image is
+Images are opened with Pillow: a pixel count above the board's budget
+(content_sync/runtime/pixel_budget.py, 40 megapixels, well below Pillow's
+decompression-bomb limit) is refused from the header, before decoding; then the image is
 decoded in full (a JPEG at 1/8 scale: every block is still read and entropy-decoded).
 Videos are decoded for one frame with ``ffmpeg`` when it is installed (the same
 libavcodec decoders libVLC uses); else probed with ``ffprobe`` for a video stream; else,
@@ -23,12 +24,23 @@ from typing import assert_never
 from PIL import Image, UnidentifiedImageError
 
 from content_sync.protocol import MEDIA_KINDS, ItemKind
+from content_sync.runtime import over_budget
 
 PROBE_TIMEOUT = 120
 
 
 class ContentRefused(Exception):
     """The file's bytes are verified but cannot or must not be shown."""
+
+
+class CheckInterrupted(Exception):
+    """The check got no answer about the file: its decoder process was killed from
+    outside (the OOM killer, a stop). Not a refusal: the file is checked again later."""
+
+
+# What a decoder that crashes on a file dies of; any other signal came from outside.
+CRASH_SIGNALS = frozenset({signal.SIGSEGV, signal.SIGBUS, signal.SIGABRT, signal.SIGILL,
+                           signal.SIGFPE})
 
 
 def check(path: Path, mtype: str) -> None:
@@ -51,16 +63,13 @@ def check(path: Path, mtype: str) -> None:
 
 
 def check_image(path: Path) -> None:
-    limit = Image.MAX_IMAGE_PIXELS
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as im:
-                w, h = im.size
-                if limit and w * h > limit:
-                    raise ContentRefused(
-                        f"image is {w}×{h} pixels, above the {limit} pixel limit "
-                        "(decompression bomb?)")
+                reason = over_budget(*im.size)  # from the header: nothing decoded yet
+                if reason:
+                    raise ContentRefused(reason)
                 if im.format == "JPEG":
                     # libjpeg still reads and entropy-decodes every block, so a truncated
                     # or corrupt file fails the same; only the inverse DCT and colour
@@ -111,11 +120,17 @@ def _run(cmd: list[str], what: str) -> str:
         p = subprocess.run(cmd, capture_output=True, timeout=PROBE_TIMEOUT, text=True)
     except subprocess.TimeoutExpired:
         raise ContentRefused(f"{what}: took over {PROBE_TIMEOUT} s") from None
-    if p.returncode < 0:  # killed by a signal: the decoder crashed on this file
+    if p.returncode < 0:  # killed by a signal: a crash on this file, or a kill from outside
+        sig: signal.Signals | None
         try:
-            name = signal.Signals(-p.returncode).name
+            sig = signal.Signals(-p.returncode)
+            name = sig.name
         except ValueError:
-            name = f"signal {-p.returncode}"
+            sig, name = None, f"signal {-p.returncode}"
+        if sig not in CRASH_SIGNALS:
+            raise CheckInterrupted(f"{what}: {cmd[0]} was killed by {name} from outside "
+                                   "(the OOM killer or a stop?), not by the file; checked "
+                                   "again later")
         raise ContentRefused(f"{what}: the decoder crashed on it ({name})")
     if p.returncode != 0:
         detail = (p.stderr.strip().splitlines() or ["no detail"])[-1][:200]

@@ -34,7 +34,7 @@ class Action(StrEnum):
 
     KEEP = "keep"    # in the cache, recorded: nothing to do
     FETCH = "fetch"  # missing: download, verify, check, record
-    HELD = "held"    # missing, but the decoder guard holds it back: refused without a fetch
+    HELD = "held"    # missing, but the decoder guard holds it back: not fetched until it ends
 
 
 class Interim(StrEnum):

@@ -370,3 +370,14 @@ def refuse_media(conn: sqlite3.Connection, sha256: str, reason: str) -> None:
 
 def refused_media(conn: sqlite3.Connection) -> dict[str, str]:
     return {str(r[0]): str(r[1]) for r in conn.execute("SELECT sha256, reason FROM refused_media")}
+
+
+def forget_refusals_like(conn: sqlite3.Connection, pattern: str) -> int:
+    """Forget the refused media and refused manifests whose reason matches the SQL LIKE
+    ``pattern`` (a refusal that was meant to end: a decoder guard's hold). A manifest
+    forgotten so is processed again when the source offers it. Returns the rows dropped."""
+    with transaction(conn):
+        n = conn.execute("DELETE FROM refused_media WHERE reason LIKE ?", (pattern,)).rowcount
+        n += conn.execute("DELETE FROM manifests WHERE state='refused' AND reason LIKE ?",
+                          (pattern,)).rowcount
+    return n

@@ -18,6 +18,15 @@ it and records its items as skipped, the sync refuses it with the reason, and th
 status (so the heartbeat, ``eboard status`` and the doctor) names it. After ``HOLD_S``
 it is tried once more; one more death holds it again.
 
+Only a crash of the process counts, never a kill from outside. Each process has
+``faulthandler`` write to a crash record beside the note (``player-clips.crash``,
+``sync-checks.crash``, kept open) on SIGSEGV, SIGBUS, SIGABRT, SIGILL and SIGFPE: what a
+crashing decoder raises, and what systemd's watchdog sends a hung process (SIGABRT). A
+process that died with media open and left a crash record under its own pid crashed;
+one that left none was killed from outside — the OOM killer, a stop time-out, a
+technician's ``kill -9`` (SIGKILL cannot be caught) — and its media get no death: a
+file is never held back because the box was short of memory while checking it.
+
 A power cut is not a death (the boot id changes), nor is a stop by SIGTERM (a clean
 exit). The note is written without fsync: it only has to survive the death of the
 process, and the page cache does. It is best effort: a cache that cannot be written only
@@ -26,6 +35,7 @@ loses this protection, never the screen or the sync.
 
 from __future__ import annotations
 
+import faulthandler
 import io
 import json
 import logging
@@ -72,6 +82,50 @@ def _pid_running(pid: int) -> bool:
     return state not in ("Z", "X")
 
 
+CRASH_MARK = "Fatal Python error"  # how faulthandler starts what it writes on a crash
+_crash_lock = threading.Lock()
+_crash_record: tuple[int, Path, io.TextIOWrapper] | None = None  # pid, path, file
+
+
+def record_crashes(path: Path, boot: str) -> Path | None:
+    """Have ``faulthandler`` write this process's crash (SIGSEGV, SIGBUS, SIGABRT, SIGILL,
+    SIGFPE), if it comes, to ``path``, after a first line naming the process. One record
+    per process: a second guard of the same process gets the first one's path. Returns
+    the path, or None when it cannot be written (crashes are then not told from kills)."""
+    global _crash_record
+    with _crash_lock:
+        if _crash_record is not None and _crash_record[0] == os.getpid():
+            return _crash_record[1]
+        try:
+            f = open(path, "w", encoding="utf-8")  # noqa: SIM115 (kept open for the handler)
+            f.write(f"eboard crash record of pid {os.getpid()} boot {boot}\n")
+            f.flush()
+            faulthandler.enable(file=f, all_threads=True)
+        except (OSError, ValueError, RuntimeError) as e:
+            log.warning("cannot keep a crash record at %s (%s): a decoder that crashes will "
+                        "not be held back; check that %s is writable by the user eboard "
+                        "runs as", path, e, path.parent)
+            return None
+        _crash_record = (os.getpid(), path, f)
+        return path
+
+
+def crash_of(path: object, pid: int) -> str | None:
+    """What the crash record at ``path`` says of process ``pid``: the start of its
+    traceback when it crashed, None when it left none (killed from outside, or no record)."""
+    if not isinstance(path, str) or not path:
+        return None
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            head = f.readline()
+            body = f.read(64 * 1024)
+    except OSError:
+        return None
+    if not head.startswith(f"eboard crash record of pid {pid} ") or CRASH_MARK not in body:
+        return None
+    return body[body.index(CRASH_MARK):].strip()
+
+
 def _iso(t: float) -> str:
     return datetime.fromtimestamp(t, UTC).isoformat(timespec="seconds")
 
@@ -98,13 +152,20 @@ class DecoderGuard:
         # has reused the number since (it overwrote a test's SQLite database header).
         self._file: io.FileIO | None = None
         self._size = 0  # its length: a shorter note is padded to it
+        self._crashes: Path | None = None  # where this process's crash would be recorded
 
     def start(self) -> dict[str, int]:
         """Read what the last process left; count a death for each media a dead process
-        of this boot had open. Returns those media with their death counts."""
+        of this boot had open. Returns those media with their death counts. Only a crash
+        of that process (its crash record says so) is a death; a kill from outside is not."""
         new: dict[str, int] = {}
+        killed: list[str] = []
         note = self._read()
         now = self._clock()
+        pid = note.get("pid")
+        crash = crash_of(note.get("crashes"), pid) if isinstance(pid, int) else None
+        # Read before this process's own record is begun (it may be the same file).
+        self._crashes = record_crashes(self.path.with_suffix(".crash"), self._boot)
         with self._lock:
             self._deaths = {}
             for sha, d in (note.get("deaths") or {}).items():
@@ -112,11 +173,12 @@ class DecoderGuard:
                         and isinstance(d.get("n"), int) and isinstance(d.get("last"), float | int)
                         and now - float(d["last"]) < FORGET_S):
                     self._deaths[sha] = {"n": d["n"], "last": float(d["last"])}
-            pid = note.get("pid")
             left_open = [s for s in note.get("open") or [] if isinstance(s, str)]
             died = (left_open and note.get("boot") == self._boot and self._boot
                     and isinstance(pid, int) and pid != os.getpid() and not _pid_running(pid))
-            if died:
+            if died and crash is None:
+                killed = list(dict.fromkeys(left_open))
+            elif died:
                 for sha in dict.fromkeys(left_open):
                     d = self._deaths.setdefault(sha, {"n": 0, "last": now})
                     d["n"] += 1
@@ -127,6 +189,15 @@ class DecoderGuard:
                 self._deaths = dict(keep)
             self._open.clear()
             self._write_locked()
+        if killed:
+            log.warning("the last %s (pid %s) was killed from outside while decoding %s %s "
+                        "(no crash recorded: the OOM killer, a stop time-out or kill -9); not "
+                        "counted against it. If it keeps happening, look in the journal for "
+                        "the OOM killer (journalctl -k | grep -i oom)", self.who, pid,
+                        self.what, ", ".join(s[:12] + "…" for s in killed))
+        if new and crash:
+            log.error("the last %s (pid %s) crashed while decoding; its crash record: %s",
+                      self.who, pid, "\n".join(crash.splitlines()[:30]))
         for sha, n in new.items():
             if n >= DEATHS_TO_HOLD:
                 log.error("the %s died %d times while decoding %s %s… (its decoder crashed "
@@ -165,6 +236,12 @@ class DecoderGuard:
         return (f"held back: the {self.who} died {d['n']} times while decoding this "
                 f"{self.what}; tried again after {_iso(d['last'] + HOLD_S)}")
 
+    def reason_pattern(self) -> str:
+        """An SQL LIKE pattern matching every :meth:`reason` of this guard (so that a hold
+        recorded as something else can be found again)."""
+        return (f"%held back: the {self.who} died % times while decoding this {self.what}; "
+                "tried again after %")
+
     def report(self) -> list[dict[str, Any]]:
         """The held media for the status (and so the heartbeat)."""
         held = self.held()
@@ -196,7 +273,8 @@ class DecoderGuard:
         with spaces, which JSON ignores, so the file is never truncated. A rename per
         write cost ~0.5 ms on ext4, a fifth of a first sync's time for 100 files."""
         data = json.dumps({"boot": self._boot, "pid": os.getpid(), "open": sorted(self._open),
-                           "deaths": self._deaths}).encode()
+                           "deaths": self._deaths,
+                           "crashes": str(self._crashes) if self._crashes else ""}).encode()
         data += b" " * (self._size - len(data))
         try:
             if self._file is None or self._file.closed:

@@ -265,6 +265,9 @@ def wait_until(cond: Callable[[], bool], timeout: float = 30.0, step: float = 0.
 # - ``drip:N``: send N bytes every 0.2 s
 # - ``redirect:URL``: 302 to URL + the request path
 # - ``norange``: 200 with the whole body, ignoring Range
+# - ``wrong``: like ``ok`` but the first byte flipped, under the same ETag
+#
+# Any request whose ``If-None-Match`` is the path's ETag gets 304, as from a web server.
 
 
 @dataclass
@@ -318,6 +321,10 @@ class Handler(BaseHTTPRequestHandler):
         if body is None:
             return self._simple(404, b"not found\n")
         etag = self.plan.etags.get(path, '"v1"')
+        if self.headers.get("If-None-Match") == etag:  # as a web server does
+            return self._simple(304, b"")
+        if kind == "wrong":  # corrupted on the way (a proxy, a CDN edge), same validator
+            body = bytes([body[0] ^ 0xFF]) + body[1:]
         start = 0
         rng = self.headers.get("Range", "")
         if_range = self.headers.get("If-Range")
