@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -173,6 +174,29 @@ def test_a_refused_envelope_is_not_kept_nor_fetched_again_until_the_keys_change(
     assert Engine(config, conn).sync_once().ok
     assert [h.status for h in env.app.log.hits] == [200]
     assert store.get_meta(conn, "sync.envelope") is not None
+    conn.close()
+
+
+def test_a_remembered_refusal_expires_and_the_answer_is_fetched_afresh(env: Env) -> None:
+    """One bad answer under a validator must not be repeated from memory for good: after
+    REFUSAL_TRUST_S (or with the clock gone back) the board asks unconditionally."""
+    from content_sync.board.offered import REFUSAL_TRUST_S, REFUSED
+
+    stranger, _ = make_keys(env.tmp / "stranger")
+    env.pub.write(env.pub.manifest(1), key=stranger)
+    engine, conn = env.box()
+    assert engine.sync_once().state == SyncState.REFUSED
+    env.app.log.clear()
+    assert engine.sync_once().state == SyncState.REFUSED
+    assert [h.status for h in env.app.log.hits] == [304]  # within the trust: from memory
+    for moved in (-(REFUSAL_TRUST_S + 60), 3600):  # the memo grew old; the clock went back
+        memo = json.loads(store.get_meta(conn, REFUSED) or "{}")
+        when = datetime.now(UTC) + timedelta(seconds=moved)
+        with store.transaction(conn):
+            store.set_meta(conn, REFUSED, json.dumps({**memo, "at": when.isoformat()}))
+        env.app.log.clear()
+        assert engine.sync_once().state == SyncState.REFUSED
+        assert [h.status for h in env.app.log.hits] == [200], moved  # asked afresh
     conn.close()
 
 

@@ -7,9 +7,11 @@ then remembered in ``meta``:
 - ``sync.envelope``: the envelope, only ever one signed by a trusted key, so that a
   later ``304 Not Modified`` re-reads authenticated bytes, never an unsigned document
   a stranger shaped to cost memory;
-- ``sync.refused``: for an envelope refused, only its reason and the trusted keys it
-  was refused under, so the 304s that follow repeat the refusal without downloading it
-  again (a box on a SIM), and new trusted keys in the config fetch it anew;
+- ``sync.refused``: for an envelope refused, only its reason, the trusted keys it was
+  refused under and when, so the 304s that follow repeat the refusal without downloading
+  it again (a box on a SIM) for at most ``REFUSAL_TRUST_S``; then, or when the trusted
+  keys change or the clock went back, it is fetched afresh, unconditionally: one bad
+  answer under a good validator (a CDN's or a proxy's) never blocks a board for good;
 - ``sync.validators``: the answer's ETag and Last-Modified, sent only while one of the
   two above stands for that answer.
 """
@@ -25,10 +27,12 @@ from datetime import datetime
 from content_sync.board.source import Source, SourceError
 from content_sync.db import store
 from content_sync.protocol import dsse
+from content_sync.runtime import age_s
 
 ENVELOPE = "sync.envelope"
 REFUSED = "sync.refused"
 VALIDATORS = "sync.validators"
+REFUSAL_TRUST_S = 3600  # how long a refusal stands for the same answer without a re-fetch
 
 
 @dataclass(frozen=True)
@@ -50,10 +54,13 @@ def _refused_before(conn: sqlite3.Connection, keys_id: str) -> str | None:
         memo = json.loads(store.get_meta(conn, REFUSED) or "null")
     except ValueError:
         return None
-    if isinstance(memo, dict) and memo.get("keys") == keys_id and \
-            isinstance(memo.get("reason"), str):
-        return str(memo["reason"])
-    return None
+    if not (isinstance(memo, dict) and memo.get("keys") == keys_id
+            and isinstance(memo.get("reason"), str)):
+        return None
+    age = age_s(memo.get("at"))  # None for a memo of an older build: fetch afresh
+    if age is None or not 0 <= age <= REFUSAL_TRUST_S:
+        return None
+    return str(memo["reason"])
 
 
 def fetch(conn: sqlite3.Connection, source: Source, board: str,
@@ -87,7 +94,8 @@ def fetch(conn: sqlite3.Connection, source: Source, board: str,
         # only its reason stays.
         with store.transaction(conn):
             conn.execute("DELETE FROM meta WHERE key=?", (ENVELOPE,))
-            store.set_meta(conn, REFUSED, json.dumps({"reason": str(e), "keys": keys_id}))
+            store.set_meta(conn, REFUSED, json.dumps({"reason": str(e), "keys": keys_id,
+                                                      "at": store.utcnow()}))
             if fetched.changed:
                 store.set_meta(conn, VALIDATORS, json.dumps(fetched.validators))
         return Offered(None, str(e), fetched.server_date)
