@@ -217,6 +217,17 @@ class CapConfig(Section):
             )
         return v
 
+    @classmethod
+    def cross_key_problems(cls, data: dict[str, Any]) -> list[tuple[str, str]]:
+        """The feed under the same plain-http rule as the source (kiosk_config/urls.py):
+        the CAP job would refuse it at every poll."""
+        url, allow = data.get("feed_url"), data.get("allow_insecure_http", False)
+        if isinstance(url, str) and url and isinstance(allow, bool):
+            why = url_refusal(url, allow, "cap.allow_insecure_http")
+            if why:
+                return [("feed_url", why)]
+        return []
+
     @model_validator(mode="after")
     def _signature_needs_certs(self) -> CapConfig:
         if self.require_signature and not self.trusted_certs:

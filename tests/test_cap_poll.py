@@ -405,7 +405,13 @@ def test_unreachable_server_names_the_url(conn: sqlite3.Connection) -> None:
 
 
 def test_plain_http_to_another_host_is_refused(conn: sqlite3.Connection) -> None:
-    r = poll_once(cfg("http://canhbao.example.invalid/cap.xml"), conn, now=NOW)
+    url = "http://canhbao.example.invalid/cap.xml"
+    with pytest.raises(ValidationError, match="cap.allow_insecure_http"):  # by the config
+        cfg(url)
+    # and by the job, for a config made past the schema (and every URL a feed links to)
+    base = cfg("https://canhbao.example.invalid/cap.xml")
+    config = base.model_copy(update={"cap": base.cap.model_copy(update={"feed_url": url})})
+    r = poll_once(config, conn, now=NOW)
     assert r.state == "error" and "cap.allow_insecure_http" in r.error
 
 

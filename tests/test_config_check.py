@@ -139,3 +139,26 @@ def test_a_rule_over_a_whole_table_names_the_file_that_set_it(_isolated_etc: Pat
     (problem,) = load().problems
     assert (problem.file, problem.key) == (str(f), "cap")
     assert "cap.feed_url is set but the board's area is not" in problem.message
+
+
+def test_the_check_refuses_the_cap_feed_the_cap_job_refuses_in_the_same_words(
+        tmp_path: Path) -> None:
+    """cap.feed_url meets the source's plain-http rule: the check used to pass a feed that
+    the CAP job then refused at every poll."""
+    from content_sync.cap.fetch import FetchError, check_insecure
+
+    feed = "http://10.0.0.5/cap/feed.xml"
+    f = write(tmp_path / "box.toml",
+              f'[cap]\nfeed_url = "{feed}"\narea_names = ["Xã Pa Vệ Sủ"]\n'
+              f'[cache]\ndir = "{tmp_path}/c"\n')
+    check = eboard("config", "check", "--config", str(f))
+    assert check.returncode == 1
+    (line,) = problem_lines(check.stderr)
+    with pytest.raises(FetchError) as e:
+        check_insecure(feed, allow_insecure_http=False)
+    assert line == f"{f}: cap.feed_url: {e.value}"
+    assert "cap.allow_insecure_http" in line
+    ok = write(tmp_path / "ok.toml",
+               f'[cap]\nfeed_url = "{feed}"\nallow_insecure_http = true\n'
+               f'area_names = ["Xã Pa Vệ Sủ"]\n[cache]\ndir = "{tmp_path}/c"\n')
+    assert eboard("config", "check", "--config", str(ok)).returncode == 0

@@ -16,8 +16,8 @@ from urllib.parse import unquote, urlsplit
 import requests
 from requests.adapters import HTTPAdapter
 
-from content_sync.net import EboardSession, is_loopback, retry_policy, user_agent
-from kiosk_config import Config
+from content_sync.net import EboardSession, retry_policy, user_agent
+from kiosk_config import Config, url_refusal
 
 CHUNK = 64 * 1024
 
@@ -46,14 +46,10 @@ def make_session(config: Config) -> requests.Session:
 
 
 def check_insecure(url: str, allow_insecure_http: bool) -> None:
-    parts = urlsplit(url)
-    if parts.scheme == "http" and not allow_insecure_http and not is_loopback(
-        parts.hostname or ""
-    ):
-        raise FetchError(
-            f"{url} uses plain http to {parts.hostname}; anyone on the path could forge an "
-            "alert. Use https, or set cap.allow_insecure_http = true if this network is trusted"
-        )
+    """The config's rule (kiosk_config/urls.py), for the feed and every URL it links to."""
+    why = url_refusal(url, allow_insecure_http, "cap.allow_insecure_http")
+    if why:
+        raise FetchError(why)
 
 
 def _read_file(url: str, max_bytes: int) -> bytes:
