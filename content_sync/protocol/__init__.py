@@ -23,6 +23,7 @@ from content_sync.protocol.manifest import (
     MediaInfo,
     Playlist,
     SkippedItem,
+    version_ceiling,
 )
 from content_sync.protocol.manifest import parse as parse_manifest
 from content_sync.protocol.status import FORMAT as STATUS_FORMAT
@@ -57,5 +58,6 @@ __all__ = [
     "OutboxReport", "PRIVATE_NAME", "PUBLIC_NAME", "PlayerReport", "Playlist", "Refusal",
     "SHA256_RE", "STATUS_FORMAT", "ScreenReport", "ScreenState", "ScreenshotReport",
     "SkippedItem", "SyncReport", "Tolerant", "dsse", "generate_keys", "keys",
-    "load_private_key", "load_trusted_keys", "manifest", "parse_manifest", "status", "tolerant",
+    "load_private_key", "load_trusted_keys", "manifest", "parse_manifest", "status",
+    "tolerant", "version_ceiling",
 ]

@@ -31,6 +31,7 @@ from content_sync.protocol import (
     ManifestError,
     dsse,
     parse_manifest,
+    version_ceiling,
 )
 
 VN_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
@@ -56,6 +57,7 @@ class Publication:
     manifest: bytes
     envelope: bytes
     media: dict[str, MediaFile]
+    warning: str = ""  # something the operator should read (next_version's note)
 
 
 def sha256_file(path: Path) -> str:
@@ -116,9 +118,24 @@ def _item(
     return item
 
 
+def next_version(previous: int, now_ms: int) -> tuple[int, str]:
+    """The version to publish after ``previous`` at ``now_ms``, and a note for the operator.
+
+    Versions are milliseconds since the epoch, always above what was there before. A
+    ``previous`` further ahead than any board takes (protocol: ``version_ceiling``) was
+    refused by every board whose clock is right; counting from it would make every later
+    version refused too, so it is passed over, with a note.
+    """
+    if previous > version_ceiling(0, now_ms):
+        return now_ms, (f"the version published before ({previous}) is further ahead than "
+                        "any board takes (a wrong clock or a version given by hand); boards "
+                        f"refused it, so this one counts from now: {now_ms}")
+    return max(now_ms, previous + 1), ""
+
+
 def build_manifest(
     playlist_file: Path, board: str, version: int | None = None, previous: int = 0
-) -> tuple[dict[str, Any], dict[str, MediaFile]]:
+) -> tuple[dict[str, Any], dict[str, MediaFile], str]:
     try:
         raw = tomllib.loads(playlist_file.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -144,8 +161,9 @@ def build_manifest(
         entry = {"text": line} if isinstance(line, str) else dict(line)
         entry.setdefault("id", f"ticker-{i + 1}")
         ticker.append(entry)
-    # Versions are milliseconds since the epoch, always above what was there before.
-    version = version or max(int(time.time() * 1000), previous + 1)
+    note = ""
+    if version is None:
+        version, note = next_version(previous, int(time.time() * 1000))
     manifest = {
         "format": FORMAT,
         "board": board,
@@ -155,13 +173,13 @@ def build_manifest(
         "playlists": playlists,
         "ticker": ticker,
     }
-    return manifest, media
+    return manifest, media, note
 
 
 def prepare(
     playlist_file: Path, board: str, key: Ed25519PrivateKey, previous: int = 0
 ) -> Publication:
-    manifest, media = build_manifest(playlist_file, board, previous=previous)
+    manifest, media, note = build_manifest(playlist_file, board, previous=previous)
     body = json.dumps(manifest, ensure_ascii=False, indent=1).encode("utf-8")
     try:
         parsed = parse_manifest(body)
@@ -172,7 +190,7 @@ def prepare(
         raise PublishError(f"{playlist_file}: playlist {s.playlist!r} item {s.item!r}: "
                            f"{s.reason}")
     envelope = dsse.sign(body, key)
-    return Publication(board, int(manifest["version"]), body, envelope, media)
+    return Publication(board, int(manifest["version"]), body, envelope, media, note)
 
 
 def _atomic_write(path: Path, data: bytes) -> None:

@@ -53,5 +53,7 @@ def run(args: argparse.Namespace) -> int:
     except (PublishError, KeyFileError, SecretFileError) as e:
         print(f"eboard publish: {e}", file=sys.stderr)
         return 1
+    if pub.warning:
+        print(f"eboard publish: warning: {pub.warning}", file=sys.stderr)
     print(f"published version {pub.version} for {pub.board} with {len(pub.media)} media: {where}")
     return 0
