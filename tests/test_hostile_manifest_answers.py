@@ -125,3 +125,29 @@ def test_an_empty_manifest_file_on_a_stick_is_a_source_error(tmp_path: Path) -> 
     pub.write(pub.manifest(1))
     assert Engine(config, conn).sync_once().ok
     conn.close()
+
+
+def test_a_run_that_fails_inside_the_box_still_ends_in_a_state_and_a_reason(
+        tmp_path: Path) -> None:
+    """Not the source's answer but the box itself (here a technician's file where the media
+    folder belongs): the run used to end in a traceback with no status written."""
+    from content_sync.db import SyncStatus, rows
+    from tests.kit.sync import Publisher, make_keys, png, write_config
+
+    key, pub = make_keys(tmp_path / "keys")
+    Publisher(tmp_path / "www", key).publish(1, {"a": (png(1), "image/png")})
+    (tmp_path / "box").mkdir()
+    config = write_config(tmp_path / "box", (tmp_path / "www").as_uri() + "/", [pub])
+    conn = store.connect(config.db_path)
+    media = config.cache_dir / "media"
+    if media.exists():
+        media.rmdir()
+    media.write_text("not a folder")
+    r = Engine(config, conn).sync_once()
+    assert r.state == SyncState.FAILED and "NotADirectoryError" in r.reason
+    assert str(media) in r.reason and "journalctl -u eboard-sync" in r.reason
+    row = rows.read(conn, SyncStatus)
+    assert row is not None and row.state == "failed" and row.last_error == r.reason
+    media.unlink()  # the technician puts it right: the next run takes the manifest
+    assert Engine(config, conn).sync_once().ok
+    conn.close()

@@ -114,7 +114,13 @@ class Engine:
                     log.info("forgot refusals that were holds of the decoder guard; their "
                              "files are tried again when the hold ends")
             previous = rows.read(self.conn, SyncStatus) or SyncStatus()
-            result = self._run(reporter)
+            try:
+                result = self._run(reporter)
+            except Exception as e:  # whatever failed, the run ends in a state and a reason
+                log.exception("sync run failed")
+                result = SyncResult(SyncState.FAILED, (
+                    f"sync run failed: {type(e).__name__}: {e}; the active content keeps "
+                    "playing; the traceback is in the journal (journalctl -u eboard-sync)"))
             result.active_version = store.active_version(self.conn)
             result.pending_version = store.pending_version(self.conn)
             self._log_transition(previous, result)
