@@ -46,13 +46,16 @@ def _every(behaviour: Behaviour) -> Any:
 
 
 def _ends(fn: Any) -> Any:
-    """Run ``fn`` in a thread; its result or exception, or fail if it is still running."""
-    with ThreadPoolExecutor(1) as pool:
-        future = pool.submit(fn)
-        try:
-            return future.result(timeout=PATIENCE_S)
-        except TimeoutError:
-            pytest.fail(f"the request was still running after {PATIENCE_S:.0f} s")
+    """Run ``fn`` in a thread; its result or exception, or fail if it is still running
+    (the thread is left to the server's closing, so the failure is reported at once)."""
+    pool = ThreadPoolExecutor(1)
+    future = pool.submit(fn)
+    try:
+        return future.result(timeout=PATIENCE_S)
+    except TimeoutError:
+        pytest.fail(f"the request was still running after {PATIENCE_S:.0f} s")
+    finally:
+        pool.shutdown(wait=False)
 
 
 def _config(tmp_path: Path, url: str, **source: Any) -> Any:
