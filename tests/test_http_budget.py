@@ -130,6 +130,16 @@ def test_media_headers_dripped_end_the_download(tmp_path: Path) -> None:
         assert "no answer within" in str(_ends(get))
 
 
+def test_heartbeat_answer_dripped_is_a_clear_failure(tmp_path: Path) -> None:
+    with hostile_server(_every(drip_headers)) as (url, srv):
+        config = load_config(box_config(tmp_path / "box", url, [],
+                                        source={"read_timeout": 2.0, "connect_timeout": 1.0}))
+        conn = store.connect(config.db_path)
+        result = _ends(lambda: run_heartbeat_once(config, conn, make_session(config)))
+        assert not result.ok and "no answer within" in (result.error or "")
+        assert srv.count("POST", "/status") == 1
+
+
 def test_cap_feed_dripped_is_a_clear_failure(tmp_path: Path) -> None:
     with hostile_server(_every(drip_headers)) as (url, _):
         session = cap_session(_config(tmp_path, url))

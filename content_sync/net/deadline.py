@@ -242,6 +242,7 @@ class _Paced:
     def connect(self) -> None:
         ex = current()
         if ex is not None:
+            ex.sending()  # a retry may connect again after reading a 5xx body
             left = ex.time_left()
             if self.timeout is None or self.timeout > left:
                 self.timeout = left  # TCP connect and TLS handshake each within it
