@@ -18,6 +18,11 @@
   polling alone carries on. After a failure it reconnects with a backoff capped at
   about a minute (``events_delay``), and at once when a poll reaches the source.
 - ``collect``: a full garbage collection every ``COLLECT_EVERY_S`` s (see below).
+- Each periodic job that speaks HTTP (heartbeat, plays, screenshot, CAP) is bounded:
+  its requests end by its period after it starts, or one request's budget if that is
+  longer (``job_bounds``; content_sync/net/deadline.py), so a slow source skips at most
+  one run of it and never holds a job long enough for the watchdog (``JOB_STALL_S``).
+  The ``poll`` job is not: its downloads are paced by their size instead.
 - ``alive`` (under systemd's ``WatchdogSec=``): beats the watchdog, so pings stop when
   the scheduler stops running jobs or a job shows no progress for ``JOB_STALL_S``
   (each download chunk counts), and systemd restarts the daemon.
@@ -67,6 +72,7 @@ from content_sync.board import (
 )
 from content_sync.cap import poll_once as poll_cap
 from content_sync.db import store
+from content_sync.net import job_bound
 from content_sync.report import Executor, outbox, screenshot_upload, status_report
 from content_sync.runtime import JUMP_S, ClockWatch, sdnotify
 from kiosk_config import Config
@@ -137,6 +143,10 @@ class Daemon:
         self.job_stall_s = JOB_STALL_S
         self.collect_every_s = COLLECT_EVERY_S
         self._running: dict[str, float] = {}  # job → last sign of progress (monotonic)
+        # job → seconds its requests may take in all, per run (set at start, if not here)
+        self.job_bounds: dict[str, float] = {}
+        src = config.source
+        self.request_budget_s = src.connect_timeout + 2 * src.read_timeout
         self._stall_logged = False
 
     # --- liveness: the watchdog pings only while the scheduler runs jobs and no job hangs --
@@ -369,6 +379,15 @@ class Daemon:
         self.scheduler.add_job(self._tracked(job, fn), "interval", id=job, seconds=seconds,
                                next_run_time=datetime.now(), **kw)
 
+    def _bounded(self, job: str, fn: Callable[[], None], period: float) -> Callable[[], None]:
+        """``fn`` with every request it makes ending by the job's bound."""
+        bound = self.job_bounds.setdefault(job, max(float(period), self.request_budget_s))
+
+        def run() -> None:
+            with job_bound(bound, job):
+                fn()
+        return run
+
     def start(self) -> None:
         now = datetime.now()
         # After a province-wide power cut every box boots at once: spread the first poll.
@@ -378,13 +397,18 @@ class Daemon:
                                run_date=now + timedelta(seconds=random.uniform(0, spread)))
         hb = self.config.status.heartbeat_interval
         if self.source.has_events:
-            self._every("heartbeat", self._heartbeat, hb, jitter=max(1, hb // 10))
-            self._every("screenshot", self._screenshot, SCREENSHOT_CHECK_S)
-        self._every("plays", self._plays, max(30, hb), jitter=max(1, hb // 10))
+            self._every("heartbeat", self._bounded("heartbeat", self._heartbeat, hb), hb,
+                        jitter=max(1, hb // 10))
+            self._every("screenshot", self._bounded("screenshot", self._screenshot,
+                                                    SCREENSHOT_CHECK_S), SCREENSHOT_CHECK_S)
+        plays_every = max(30, hb)
+        self._every("plays", self._bounded("plays", self._plays, plays_every), plays_every,
+                    jitter=max(1, hb // 10))
         self._every("collect", self._collect, self.collect_every_s)
         cap_cfg: Any = getattr(self.config, "cap", None)
         if getattr(cap_cfg, "feed_url", ""):
-            self._every("cap", self._cap, int(cap_cfg.poll_interval))
+            cap_every = int(cap_cfg.poll_interval)
+            self._every("cap", self._bounded("cap", self._cap, cap_every), cap_every)
         else:  # CAP turned off: clear what the last feed left on screen, once
             self.scheduler.add_job(self._tracked("cap", self._cap), "date", id="cap",
                                    run_date=now)

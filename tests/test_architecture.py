@@ -39,10 +39,11 @@ ALLOWED: dict[str, set[str]] = {
     "content_sync.publish": {"content_sync.protocol", "cryptography", "requests"},
     "content_sync.server": {"content_sync.protocol", "content_sync.publish",
                             "content_sync.runtime", "flask", "markupsafe", "waitress"},
-    # content_sync/daemon.py: the sync process, scheduling the rooms' jobs
+    # content_sync/daemon.py: the sync process, scheduling the rooms' jobs (and bounding
+    # the requests of each, content_sync.net)
     "content_sync": {"content_sync.board", "content_sync.cap", "content_sync.db",
-                     "content_sync.report", "content_sync.runtime", "kiosk_config",
-                     "apscheduler"},
+                     "content_sync.net", "content_sync.report", "content_sync.runtime",
+                     "kiosk_config", "apscheduler"},
     "player": {"content_sync.db", "content_sync.protocol", "content_sync.runtime",
                "kiosk_config", "PIL", "PySide6", "pydantic", "vlc"},
     "eboard": {"content_sync.board", "content_sync.daemon", "content_sync.db",

@@ -23,6 +23,7 @@ import urllib3
 
 from content_sync.board import durability, wrong_bytes
 from content_sync.db import media_path, partial_dir
+from content_sync.net import short_reason
 
 CHUNK = 256 * 1024
 Progress = Callable[[int], None]
@@ -257,7 +258,7 @@ def download_http(session: requests.Session, url: str, cache_dir: Path, sha: str
         try:
             r = session.get(url, headers=headers, stream=True)
         except (requests.ConnectionError, requests.Timeout) as e:
-            raise MediaError(f"media {sha[:12]}…: cannot reach {url} ({type(e).__name__}); "
+            raise MediaError(f"media {sha[:12]}…: cannot reach {url} ({short_reason(e)}); "
                              "will retry", offline=True) from None
         except requests.RequestException as e:
             raise MediaError(f"media {sha[:12]}…: {e}") from None
@@ -297,7 +298,7 @@ def download_http(session: requests.Session, url: str, cache_dir: Path, sha: str
                                progress, stall)
         except (requests.ConnectionError, requests.Timeout,
                 requests.exceptions.ChunkedEncodingError, urllib3.exceptions.HTTPError) as e:
-            raise MediaError(f"media {sha[:12]}…: transfer cut ({type(e).__name__}); "
+            raise MediaError(f"media {sha[:12]}…: transfer cut ({short_reason(e)}); "
                              "will resume later") from None
     return _finish(partial, h, have, size, sha, cache_dir, check)
 

@@ -14,9 +14,8 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import requests
-from requests.adapters import HTTPAdapter
 
-from content_sync.net import EboardSession, retry_policy, user_agent
+from content_sync.net import EboardSession, make_adapter, short_reason, user_agent
 from kiosk_config import Config, url_refusal
 
 CHUNK = 64 * 1024
@@ -29,7 +28,7 @@ class FetchError(Exception):
 def make_session(config: Config) -> requests.Session:
     src = config.source
     session = EboardSession((src.connect_timeout, src.read_timeout))
-    adapter = HTTPAdapter(max_retries=retry_policy(2))
+    adapter = make_adapter(config, retries=2)  # each request within its budget
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     session.headers["User-Agent"] = user_agent(config)
@@ -124,9 +123,9 @@ def _read_http(url: str, session: requests.Session, max_bytes: int,
                     )
             return bytes(data), Validators(resp.headers.get("ETag", ""),
                                            resp.headers.get("Last-Modified", ""))
-    except requests.Timeout:
-        raise FetchError(f"{url} did not answer in time; check the network or the feed server"
-                         ) from None
+    except requests.Timeout as e:
+        raise FetchError(f"{url} did not answer in time ({short_reason(e)}); check the network "
+                         "or the feed server") from None
     except requests.ConnectionError as e:
         raise FetchError(f"cannot connect to {url}: {_root_cause(e)}; check the network, "
                          "DNS and proxy") from None

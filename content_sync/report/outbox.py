@@ -27,7 +27,7 @@ from typing import Any
 import requests
 
 from content_sync.db import store
-from content_sync.net import short_reason
+from content_sync.net import EboardSession, short_reason
 from kiosk_config import Config
 
 log = logging.getLogger(__name__)
@@ -193,23 +193,28 @@ _plain_only: set[str] = set()  # URLs whose server refused a gzip body (this pro
 
 
 def post_json(session: requests.Session, url: str, payload: Any,
-              timeout: tuple[float, float]) -> requests.Response:
+              timeout: tuple[float, float], idempotent: bool = False) -> requests.Response:
     """POST compact JSON, gzip-compressed (Content-Encoding) when worth it.
 
     On a 3G SIM every byte counts: a batch of plays shrinks about eight times. A source
     that refuses compressed bodies (400/415) gets the plain body, now and from then on.
+    ``idempotent``: the transport may send it again after a read time-out or a 5xx
+    (plays: each record has its id); else only when it could not be sent at all
+    (content_sync/net/http.py says which endpoint is which).
     """
+    options: dict[str, Any] = {"idempotent": idempotent} if isinstance(
+        session, EboardSession) else {}
     body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
     headers = {"Content-Type": "application/json"}
     if len(body) >= GZIP_MIN_BYTES and url not in _plain_only:
         resp = session.post(url, data=gzip.compress(body, 6), timeout=timeout,
-                            headers={**headers, "Content-Encoding": "gzip"})
+                            headers={**headers, "Content-Encoding": "gzip"}, **options)
         if resp.status_code not in (400, 415):
             return resp
         _plain_only.add(url)
         log.info("%s does not take gzip-compressed bodies (HTTP %d); sending them plain",
                  url, resp.status_code)
-    return session.post(url, data=body, headers=headers, timeout=timeout)
+    return session.post(url, data=body, headers=headers, timeout=timeout, **options)
 
 
 def plays_url(config: Config) -> str:
@@ -249,8 +254,8 @@ def upload_plays_once(config: Config, conn: sqlite3.Connection, session: request
                              [(r["id"], now) for r in records])
         result.sent += len(records)
         try:
-            resp = post_json(session, plays_url(config),
-                             {"records": records, "counts": counts}, timeout)
+            resp = post_json(session, plays_url(config),  # ids: re-sending is harmless
+                             {"records": records, "counts": counts}, timeout, idempotent=True)
             if resp.status_code != 200:
                 raise _Refused(f"{plays_url(config)} answered HTTP {resp.status_code}: "
                                f"{resp.text.strip()[:200]}")
