@@ -12,11 +12,9 @@
   once at start, so that the alerts an earlier feed left on screen are taken off
   (``content_sync.cap.poll_once`` clears them when CAP is off) rather than staying
   until they expire.
-- the events long-poll (``GET boards/{id}/events``) runs in its own thread and
-  kicks ``poll`` when a new manifest is announced and runs ``command`` events at
-  once (their results go in a heartbeat sent soon after); without an events channel,
-  polling alone carries on. After a failure it reconnects with a backoff capped at
-  about a minute (``events_delay``), and at once when a poll reaches the source.
+- the events long-poll (content_sync/board/events_channel.py) runs in its own thread:
+  it kicks ``poll`` when a new manifest is announced and runs ``command`` events at
+  once (their results go in a heartbeat sent soon after).
 - ``collect``: a full garbage collection every ``COLLECT_EVERY_S`` s (see below).
 - Each periodic job that speaks HTTP (heartbeat, plays, screenshot, CAP) is bounded:
   its requests end by its period after it starts, or one request's budget if that is
@@ -62,10 +60,10 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from content_sync.board import (
+    ChannelState,
     Engine,
+    EventsChannel,
     Source,
-    SourceError,
-    SourceUnreachable,
     SyncResult,
     SyncState,
     open_source,
@@ -82,9 +80,6 @@ __all__ = ["Daemon"]
 log = logging.getLogger(__name__)
 RETRY_BASE_S = 15.0
 RETRY_CAP_S = 900.0
-EVENTS_WAIT_S = 25.0
-EVENTS_RECHECK_S = 600.0
-EVENTS_RETRY_CAP_S = 60.0  # the push channel is down at most about a minute after an outage
 # Sync states in which the source answered: the link works (the events channel may retry).
 SOURCE_ANSWERED = frozenset({SyncState.UP_TO_DATE, SyncState.REFUSED, SyncState.INCOMPLETE,
                              SyncState.NO_SPACE})
@@ -105,13 +100,6 @@ def next_delay(config: Config, result: SyncResult, failures: int) -> float:
     cap = max(interval, RETRY_CAP_S)
     base = min(RETRY_BASE_S, interval / 4)  # a short poll interval retries sooner too
     return min(cap, base * 2 ** (failures - 1)) * random.uniform(0.5, 1.0)
-
-
-def events_delay(failures: int) -> float:
-    """Seconds before the events long-poll reconnects after ``failures`` failures in a
-    row: exponential from 15 s, capped at about a minute, jittered so that a thousand
-    boards coming back after an outage do not reconnect together."""
-    return min(EVENTS_RETRY_CAP_S, RETRY_BASE_S * 2 ** (failures - 1)) * random.uniform(0.5, 1.0)
 
 
 class Daemon:
@@ -135,10 +123,10 @@ class Daemon:
         self.last_result: SyncResult | None = None
         self._kick_lock = threading.Lock()
         self._again = threading.Event()
+        self.events = EventsChannel(config, self.source, self.stopping,
+                                    on_manifest=self.kick, on_command=self._command_event)
         self._events_thread: threading.Thread | None = None
         self._clock_thread: threading.Thread | None = None
-        self.events_state = "unknown"  # of the events long-poll: up | failing | absent
-        self._link_back = threading.Event()  # set by a poll that reached the source
         self.watchdog = sdnotify.WatchdogThread()
         self.job_stall_s = JOB_STALL_S
         self.collect_every_s = COLLECT_EVERY_S
@@ -205,8 +193,8 @@ class Daemon:
                 log.exception("sync run failed: %s; will retry with backoff", e)
                 result = SyncResult(SyncState.FAILED, f"sync run failed: {e}")
             self.last_result = result
-            if result.state in SOURCE_ANSWERED and self.events_state == "failing":
-                self._link_back.set()  # the link is back: the events channel retries at once
+            if result.state in SOURCE_ANSWERED:
+                self.events.link_is_back()  # a failing events channel retries at once
             ok = result.state in (SyncState.UP_TO_DATE, SyncState.REFUSED, SyncState.BUSY)
             self.failures = 0 if ok else self.failures + 1
             sdnotify.status(f"sync {result.state.value}; active version {result.active_version}")
@@ -278,59 +266,14 @@ class Daemon:
         finally:
             conn.close()
 
-    def _events_main(self) -> None:
-        while not self.stopping.is_set():
-            try:
-                self._events_loop()
-                return
-            except Exception as e:
-                log.exception("events long-poll stopped by %s; restarting it in %d s",
-                              e, int(RETRY_BASE_S * 4))
-                self.stopping.wait(RETRY_BASE_S * 4)
+    def _command_event(self, conn: Any, command: dict[str, Any]) -> None:
+        if self._executor(conn).handle([command]):
+            self._heartbeat_soon()  # its result reaches the operator in seconds
 
-    def _events_loop(self) -> None:
-        conn = store.connect(self.config.db_path)
-        after = int(store.get_meta(conn, "sync.events_after") or 0)
-        failures, mode = 0, "unknown"
-        self._link_back.clear()
-        while not self.stopping.is_set():
-            try:
-                got = self.source.events(self.config.board.id, after, EVENTS_WAIT_S)
-            except (SourceUnreachable, SourceError) as e:
-                failures += 1
-                if mode != "failing":
-                    log.warning("events long-poll failing (%s); polling every %d s meanwhile",
-                                e, self.config.source.poll_interval)
-                mode = self.events_state = "failing"
-                if self._link_back.wait(events_delay(failures)):
-                    self._link_back.clear()  # a poll got through: reconnect now, from scratch
-                    failures = 0
-                continue
-            if got is None:
-                if mode != "absent":
-                    log.info("the source has no events channel; polling every %d s",
-                             self.config.source.poll_interval)
-                mode = self.events_state = "absent"
-                self.stopping.wait(EVENTS_RECHECK_S)
-                continue
-            if mode != "up":
-                log.info("events long-poll connected: a publish reaches this board at once")
-            mode, failures = "up", 0
-            self.events_state = "up"
-            nxt, events = got
-            active = store.active_version(conn)
-            for ev in events:
-                if ev.type == "manifest" and (ev.version is None or ev.version > active):
-                    log.info("event %d: manifest version %s announced", ev.id, ev.version)
-                    self.kick()
-                elif ev.type == "command" and ev.command is not None and \
-                        self._executor(conn).handle([ev.command]):
-                    self._heartbeat_soon()  # its result reaches the operator in seconds
-            if nxt != after:
-                after = nxt
-                with store.transaction(conn):
-                    store.set_meta(conn, "sync.events_after", str(after))
-        conn.close()
+    @property
+    def events_state(self) -> ChannelState:
+        """Of the events long-poll: unknown, up, failing or absent."""
+        return self.events.state
 
     # --- the wall clock jumps ---------------------------------------------------------------
 
@@ -417,7 +360,7 @@ class Daemon:
                                    seconds=max(0.1, min(5.0, self.watchdog.stale_after / 4)))
         self.scheduler.start()
         if self.config.source.long_poll and self.source.has_events:
-            self._events_thread = threading.Thread(target=self._events_main,
+            self._events_thread = threading.Thread(target=self.events.run,
                                                    name="eboard-events", daemon=True)
             self._events_thread.start()
         self._clock_thread = threading.Thread(target=self._watch_clock,
@@ -435,7 +378,7 @@ class Daemon:
             return self._poll_idle.is_set()
         self._stopped = True
         self.stopping.set()
-        self._link_back.set()  # wakes the events thread from its backoff
+        self.events.wake()  # out of the events thread's backoff
         sdnotify.stopping()
         # No job left to be due: the scheduler thread, woken just before the shutdown,
         # would otherwise hand one to the stopped executor (a logged RuntimeError).

@@ -321,7 +321,7 @@ def test_a_failing_run_does_not_stop_the_polling(tmp_path: Path) -> None:
 
 
 def test_events_backoff_is_capped_at_about_a_minute() -> None:
-    from content_sync.daemon import events_delay
+    from content_sync.board.events_channel import events_delay
 
     delays = [events_delay(n) for n in range(1, 40) for _ in range(5)]
     assert max(delays) <= 60 and min(delays[-20:]) >= 30  # capped, jittered, not collapsed
