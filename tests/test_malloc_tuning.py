@@ -34,11 +34,16 @@ libc.mallinfo2.restype = MallInfo2
 del bytearray(8 << 20)[:]  # a large block, freed: glibc raises its mmap threshold
 kept = []
 
+together = threading.Barrier(4)  # the four decode at once, as libVLC's threads do: on a
+# busy machine they could otherwise run one after another in one arena, and hide the defect
+
 def frames():
     frames = []
+    together.wait()
     for i in range(120):
         frames.append(bytearray(512 * 1024))  # a 480x270 RGB32 video frame
         kept.append(bytearray(200))  # something small that lives on, in between
+    together.wait()
     frames.clear()
 
 threads = [threading.Thread(target=frames) for _ in range(4)]
