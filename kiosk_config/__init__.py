@@ -7,7 +7,7 @@ from kiosk_config.loader import ConfigError, ConfigProblem, LoadResult, load, lo
 from kiosk_config.render import render
 from kiosk_config.schema import Config
 from kiosk_config.secrets import SecretFileError, read_token
-from kiosk_config.urls import is_loopback, url_refusal
+from kiosk_config.urls import url_refusal
 
 __all__ = [
     "Config",
@@ -17,7 +17,6 @@ __all__ = [
     "SecretFileError",
     "load",
     "load_config",
-    "is_loopback",
     "read_token",
     "render",
     "url_refusal",

@@ -23,7 +23,7 @@ from kiosk_config.schema import Config, Refusal
 
 DEFAULTS = "(defaults)"
 PATH_KEYS = ("source.token_file", "source.ca_bundle", "cache.dir", "emergency.alarm_file")
-PATH_LIST_KEYS = ("source.trusted_keys",)
+PATH_LIST_KEYS = ("source.trusted_keys", "cap.trusted_certs")
 
 
 def etc_dir() -> Path:

@@ -43,7 +43,8 @@ class Section(BaseModel):
     @classmethod
     def cross_key_problems(cls, data: dict[str, Any]) -> list[tuple[str, str]]:
         """(key, why) for each rule over several keys of this table that ``data`` (the raw
-        table, not yet validated: check the types you rely on) breaks."""
+        table, not yet validated: check the types you rely on) breaks; key "" names the
+        table itself."""
         return []
 
     @model_validator(mode="wrap")
@@ -60,9 +61,11 @@ class Section(BaseModel):
                       for err in e.errors(include_url=False)]
         if isinstance(data, dict):
             wrong = {err["loc"][0] for err in errors if err["loc"]}
-            errors.extend({"type": "value_error", "loc": (key,), "input": data.get(key),
+            errors.extend({"type": "value_error", "loc": (key,) if key else (),
+                           "input": data.get(key) if key else data,
                            "ctx": {"error": Refusal(why)}}
-                          for key, why in cls.cross_key_problems(data) if key not in wrong)
+                          for key, why in cls.cross_key_problems(data)
+                          if not key or key not in wrong)
         if errors:
             raise ValidationError.from_exception_data(cls.__name__, errors)
         assert model is not None
@@ -219,32 +222,25 @@ class CapConfig(Section):
 
     @classmethod
     def cross_key_problems(cls, data: dict[str, Any]) -> list[tuple[str, str]]:
-        """The feed under the same plain-http rule as the source (kiosk_config/urls.py):
-        the CAP job would refuse it at every poll."""
+        """The feed under the same plain-http rule as the source (kiosk_config/urls.py: the
+        CAP job would refuse it at every poll), a feed needs the board's area, and a required
+        signature needs certificates: reported beside the table's other problems."""
+        problems: list[tuple[str, str]] = []
         url, allow = data.get("feed_url"), data.get("allow_insecure_http", False)
         if isinstance(url, str) and url and isinstance(allow, bool):
             why = url_refusal(url, allow, "cap.allow_insecure_http")
             if why:
-                return [("feed_url", why)]
-        return []
-
-    @model_validator(mode="after")
-    def _signature_needs_certs(self) -> CapConfig:
-        if self.require_signature and not self.trusted_certs:
-            raise ValueError(
-                "cap.require_signature is on but cap.trusted_certs is empty: list the PEM "
-                "certificate files of the issuers, e.g. ['/etc/eboard/cap-kttv.pem']"
-            )
-        return self
-
-    @model_validator(mode="after")
-    def _needs_area(self) -> CapConfig:
-        if self.feed_url and not (self.geocodes or self.area_names or self.has_position):
-            raise ValueError(
+                problems.append(("feed_url", why))
+        area = [data.get(k) for k in ("geocodes", "area_names", "latitude", "longitude")]
+        if isinstance(url, str) and url and not any(area):  # 0.0, [], absent: none set
+            problems.append(("", (
                 "cap.feed_url is set but the board's area is not: set cap.geocodes, "
-                "cap.area_names, or cap.latitude and cap.longitude, or no alert can match"
-            )
-        return self
+                "cap.area_names, or cap.latitude and cap.longitude, or no alert can match")))
+        if data.get("require_signature") is True and not data.get("trusted_certs"):
+            problems.append(("require_signature", (
+                "cap.require_signature is on but cap.trusted_certs is empty: list the PEM "
+                "certificate files of the issuers, e.g. ['/etc/eboard/cap-kttv.pem']")))
+        return problems
 
     @property
     def has_position(self) -> bool:

@@ -48,7 +48,6 @@ class Canvas(QWidget):
         self.setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent)
         self._header = Header()
         self.ticker = Ticker(config.display.ticker_speed)
-        self._mode = ScreenMode.IDLE
         self._zones = look.zones(1, 1, False, False)
         self._slide: QImage | None = None
         self._blanked = False
@@ -79,10 +78,6 @@ class Canvas(QWidget):
 
     # ---- scene ----------------------------------------------------------------------
     @property
-    def mode(self) -> ScreenMode:
-        return ScreenMode.BLANKED if self._blanked else self._mode
-
-    @property
     def picture(self) -> QImage | None:
         """The finished picture in the main area (None: video or black)."""
         return self._slide
@@ -94,7 +89,7 @@ class Canvas(QWidget):
         if scene.mode is ScreenMode.BLANKED:
             self.set_blanked(True)
             return
-        self._mode, self._zones = scene.mode, scene.zones
+        self._zones = scene.zones
         if scene.zones.ticker is not None:
             th = scene.zones.ticker[3]
             if scene.mode is ScreenMode.EMERGENCY:

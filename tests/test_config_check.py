@@ -162,3 +162,33 @@ def test_the_check_refuses_the_cap_feed_the_cap_job_refuses_in_the_same_words(
                f'[cap]\nfeed_url = "{feed}"\nallow_insecure_http = true\n'
                f'area_names = ["Xã Pa Vệ Sủ"]\n[cache]\ndir = "{tmp_path}/c"\n')
     assert eboard("config", "check", "--config", str(ok)).returncode == 0
+
+
+def test_cap_rules_over_several_keys_are_listed_with_the_tables_other_problems(
+        tmp_path: Path) -> None:
+    """A required signature without certificates, or a feed without the board's area, was
+    hidden by any other problem of [cap] and read "cap: expected cap.require_signature…"."""
+    f = write(tmp_path / "box.toml",
+              '[cap]\nfeed_url = "file:///x.xml"\nrequire_signature = true\n'
+              f'advisory_share = "0.5"\n[cache]\ndir = "{tmp_path}/c"\n')
+    got = problem_lines(eboard("config", "check", "--config", str(f)).stderr)
+    assert len(got) == 3, got
+    assert any(line.startswith(f"{f}: cap.advisory_share: expected a valid number")
+               for line in got), got
+    assert f"{f}: cap.require_signature: cap.require_signature is on but cap.trusted_certs " \
+           "is empty: list the PEM certificate files of the issuers, e.g. " \
+           "['/etc/eboard/cap-kttv.pem']" in got
+    assert any(line.startswith(f"{f}: cap: cap.feed_url is set but the board's area is not")
+               for line in got), got
+
+
+def test_cap_trusted_certs_are_relative_to_the_file_that_names_them(tmp_path: Path) -> None:
+    """As the example file says for every path: a certificate named 'kttv.pem' beside the
+    config was looked for in whatever folder the daemon ran from."""
+    conf = tmp_path / "etc"
+    f = write(conf / "box.toml",
+              '[cap]\nfeed_url = "file:///x.xml"\narea_names = ["Xã Pa Vệ Sủ"]\n'
+              f'trusted_certs = ["kttv.pem"]\n[cache]\ndir = "{tmp_path}/c"\n')
+    loaded = load(f)
+    assert loaded.problems == []
+    assert loaded.config.cap.trusted_certs == [str(conf / "kttv.pem")]

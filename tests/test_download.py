@@ -298,3 +298,20 @@ def test_the_engine_gets_a_file_one_corrupted_answer_spoiled(tmp_path: Path) -> 
         r = Engine(config, conn).sync_once()  # the next poll
     assert r.ok, r.reason
     assert store.active_version(conn) == 1
+
+
+def test_wrong_bytes_are_gone_before_the_answer_is_remembered(tmp_path: Path) -> None:
+    """A cut between the two steps (here: the marker cannot be written) must not leave the
+    wrong partial behind: found again at the next start, it would "confirm" the bad answer
+    without a second download and block the file for a day."""
+    partial = tmp_path / "partial" / ("ab" * 32)
+    partial.parent.mkdir()
+    partial.write_bytes(b"wrong bytes")
+    download._write_sidecar(partial, {"url": "http://127.0.0.1:9/media/x", "etag": '"e1"',
+                                      "last_modified": ""})
+    marker_tmp = partial.with_name(partial.name + ".bad.tmp")
+    marker_tmp.mkdir()  # the marker's write fails, as a power cut would stop it
+    with pytest.raises(OSError):
+        download.reject_partial(partial)
+    assert not partial.exists()
+    assert not partial.with_name(partial.name + ".json").exists()

@@ -121,6 +121,13 @@ def test_a_held_back_file_is_refused_without_a_fetch_with_the_guards_reason() ->
     assert p.stages == ((A, B),)  # still in its stage: the fetch reports it, refused
 
 
+def test_a_held_back_file_takes_no_room_in_the_cache() -> None:
+    """Only what this run downloads needs room: counting a held file made the cache evict
+    older media for bytes that never came."""
+    p = plan(manifest({A: 10, B: 20}), Board(frozenset(), held={B: "held back"}))
+    assert p.needed_bytes == 10
+
+
 def test_a_held_back_file_already_in_the_cache_is_kept() -> None:
     p = plan(manifest({A: 10}), Board(frozenset({A}), held={A: "held back"}))
     assert p.actions == {A: Action.KEEP} and p.held == {} and p.stages == ()

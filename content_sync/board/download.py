@@ -109,11 +109,15 @@ def _read_sidecar(partial: Path) -> dict[str, str]:
 
 def reject_partial(partial: Path) -> None:
     """Discard wrong bytes, remembering the answer that brought them (wrong_bytes.py):
-    once the same answer came twice, the next attempts ask conditionally, for a day."""
+    once the same answer came twice, the next attempts ask conditionally, for a day.
+
+    The bytes go first: a power cut between the two must not leave the wrong partial to
+    be found again at the next start, which would "confirm" the answer without a second
+    download. Losing the marker instead costs one fresh download."""
     side = _read_sidecar(partial)
+    discard_partial(partial)
     wrong_bytes.remember(partial, side.get("url", ""), side.get("etag", ""),
                          side.get("last_modified", ""))
-    discard_partial(partial)
 
 
 def discard_partial(partial: Path) -> None:

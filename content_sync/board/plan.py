@@ -149,7 +149,8 @@ def plan(m: Manifest, board: Board) -> SyncPlan:
         if first:
             rest = tuple(s for s in missing if s not in first)
             stages = (tuple(sorted(first)),) + ((rest,) if rest else ())
-    return SyncPlan(actions, stages, held, interim, sum(m.media[s].size for s in missing))
+    fetched = (s for s in missing if actions[s] is Action.FETCH)  # a held file takes no room
+    return SyncPlan(actions, stages, held, interim, sum(m.media[s].size for s in fetched))
 
 
 def room(use: CacheUse, needed: int, quota: int) -> Room:

@@ -94,7 +94,7 @@ def ask(marker: Marker | None, url: str, now: float) -> Ask:
 
 def remember(partial: Path, url: str, etag: str, last_modified: str,
              clock: Callable[[], float] = time.time) -> Marker | None:
-    """Note a wrong answer (call before the partial's sidecar is gone). Confirmed when
+    """Note a wrong answer (its validators as the partial's sidecar had them). Confirmed when
     the marker already held this very answer; none when the answer had no validator."""
     if not (etag or last_modified):
         forget(partial)

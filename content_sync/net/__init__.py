@@ -6,7 +6,6 @@ from content_sync.net.http import (
     DeadlineExceeded,
     EboardSession,
     SourceConfigError,
-    is_loopback,
     make_adapter,
     make_session,
     quiet_library_logs,
@@ -16,7 +15,7 @@ from content_sync.net.http import (
 )
 
 __all__ = [
-    "DeadlineExceeded", "EboardSession", "SourceConfigError", "is_loopback", "job_bound",
+    "DeadlineExceeded", "EboardSession", "SourceConfigError", "job_bound",
     "make_adapter", "make_session", "quiet_library_logs", "retry_policy", "short_reason",
     "user_agent",
 ]

@@ -49,7 +49,6 @@ from urllib3.util.retry import Retry
 from content_sync.net import deadline
 from content_sync.net.deadline import Budget, Exchange
 from kiosk_config import Config, read_token
-from kiosk_config.urls import is_loopback as is_loopback  # re-exported: the rule is here
 from kiosk_config.urls import url_refusal
 from kiosk_config.version import __version__
 
