@@ -249,3 +249,15 @@ def test_the_player_window_switches_its_screen_through_the_actions_it_is_given(
     qtbot.waitUntil(lambda: again.mode == "blanked", timeout=5000)
     again.shutdown()
     conn.close()
+
+
+def test_player_requests_are_answered_in_the_order_they_were_queued(tmp_path: Path) -> None:
+    """Several requests of one heartbeat's answer share a millisecond; ordered by their
+    random ids, a restart_player could come before a screen_off queued ahead of it."""
+    conn = store.connect(tmp_path / "eboard.db")
+    ids = [f"{chr(ord('z') - i)}-request" for i in range(20)]  # ids sort the other way
+    with store.transaction(conn):
+        for rid in ids:
+            player_requests.add(conn, rid, "screenshot")
+    assert [r["id"] for r in player_requests.pending(conn)] == ids
+    conn.close()

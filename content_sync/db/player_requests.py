@@ -46,7 +46,7 @@ def pending(conn: sqlite3.Connection) -> list[dict[str, Any]]:
     """Requests the player has not answered yet, oldest first."""
     rows = conn.execute(
         "SELECT id, kind, args, origin, created_at FROM player_requests "
-        "WHERE state='pending' ORDER BY created_at, id")
+        "WHERE state='pending' ORDER BY rowid")  # as queued: a ms holds several
     return [{**dict(r), "args": json.loads(r["args"] or "{}")} for r in rows]
 
 
