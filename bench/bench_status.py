@@ -29,7 +29,8 @@ from content_sync.db import store  # noqa: E402
 from content_sync.net.http import make_session  # noqa: E402
 from content_sync.report import outbox  # noqa: E402
 from content_sync.report.status_report import build_status  # noqa: E402
-from content_sync.server.db import ServerDB  # noqa: E402
+from content_sync.server import Store  # noqa: E402
+from content_sync.server.store import ops  # noqa: E402
 from tests.kit.status import (  # noqa: E402
     BOARD,
     make_config,
@@ -68,10 +69,11 @@ def drain(tmp: Path) -> None:
     plain = json.dumps({"records": recs[:outbox.BATCH_SIZE], "counts": []},
                        separators=(",", ":")).encode()
     packed = len(gzip.compress(plain, 6))
-    base = ServerDB(tmp / "baseline.db")
+    base = Store(tmp / "baseline.db")
+    base.migrate()
     t0 = time.perf_counter()
     for i in range(0, N, outbox.BATCH_SIZE):
-        base.store_plays(BOARD, recs[i:i + outbox.BATCH_SIZE], [])
+        base.write(ops.store_plays, BOARD, recs[i:i + outbox.BATCH_SIZE], [])
     dt_base = time.perf_counter() - t0
     print(f"drain: {N} records in {dt:.1f} s ({N / dt:.0f} records/s), "
           f"{packed / outbox.BATCH_SIZE:.0f} bytes per record on the wire (gzip; "

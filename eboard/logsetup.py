@@ -162,7 +162,7 @@ def setup_logging(verbose: bool = False, level: int | None = None,
     root.setLevel(level)
     # Libraries that log every tick (each scheduled job run, each request) would drown
     # the transitions our own modules record; keep their warnings only.
-    for noisy in ("apscheduler", "waitress.queue", "urllib3"):
+    for noisy in ("apscheduler", "alembic", "urllib3"):
         lib = logging.getLogger(noisy)
         lib.setLevel(max(level, logging.WARNING, lib.level))
     return handler

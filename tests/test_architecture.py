@@ -37,8 +37,11 @@ ALLOWED: dict[str, set[str]] = {
                          "kiosk_config", "cryptography", "defusedxml", "lxml", "pydantic",
                          "requests", "signxml"},
     "content_sync.publish": {"content_sync.protocol", "cryptography", "requests"},
+    # the server (the `server` extra): ASGI app and server, store, migrations, templates
     "content_sync.server": {"content_sync.protocol", "content_sync.publish",
-                            "content_sync.runtime", "flask", "markupsafe", "waitress"},
+                            "content_sync.runtime", "alembic", "jinja2", "limits",
+                            "markupsafe", "psycopg", "sqlalchemy", "starlette", "uvicorn",
+                            "watchfiles"},
     # content_sync/daemon.py: the sync process, scheduling the rooms' jobs (and bounding
     # the requests of each, content_sync.net)
     "content_sync": {"content_sync.board", "content_sync.cap", "content_sync.db",
@@ -143,6 +146,19 @@ def test_the_player_does_not_load_the_http_side() -> None:
             "content_sync.runtime; "
             "print(sorted(m for m in ('requests', 'urllib3', 'flask', 'waitress', "
             "'content_sync.net', 'content_sync.board', 'cryptography') if m in sys.modules))")
+    import subprocess
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       cwd=ROOT, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "[]"
+
+
+def test_the_sync_daemon_does_not_load_the_server() -> None:
+    """The box carries no server: the sync process's imports pull in none of the server
+    extra's libraries (a board's environment and update bundle stay small)."""
+    code = ("import sys, content_sync.daemon, eboard.cli; "
+            "print(sorted(m for m in ('starlette', 'uvicorn', 'sqlalchemy', 'alembic', "
+            "'psycopg', 'limits', 'watchfiles', 'content_sync.server') if m in sys.modules))")
     import subprocess
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                        cwd=ROOT, timeout=120)

@@ -201,14 +201,16 @@ def test_log_level_override_ends_by_itself(tmp_path: Path) -> None:
 
 
 def test_server_keeps_expired_commands_from_the_board_and_says_so(tmp_path: Path) -> None:
-    from content_sync.server.db import ServerDB
+    from content_sync.server import Store
+    from content_sync.server.store import ops
 
-    db = ServerDB(tmp_path / "server.db")
+    db = Store(tmp_path / "server.db")
+    db.migrate()
     past = (datetime.now(UTC) - timedelta(minutes=1)).isoformat(timespec="milliseconds")
-    db.add_command(BOARD, {"id": "old-1", "command": "reboot", "args": {},
-                           "created_at": past, "expires_at": past})
+    db.write(ops.add_command, BOARD, {"id": "old-1", "command": "reboot", "args": {},
+                                      "created_at": past, "expires_at": past})
     now = datetime.now(UTC).isoformat(timespec="milliseconds")
-    assert db.open_commands(BOARD, now) == []
+    assert db.write(ops.open_commands, BOARD, now) == []
     (cmd,) = db.commands(BOARD)
     assert cmd["state"] == "expired" and cmd["result"] is None
 

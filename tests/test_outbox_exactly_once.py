@@ -47,10 +47,13 @@ def uploader(config_path: Path) -> subprocess.Popen[str]:
 
 
 def server_ids(data: Path) -> list[str]:
-    from content_sync.server.db import ServerDB
+    from content_sync.server import Store
 
-    db = ServerDB(data / ".server" / "server.db")
-    return [str(r[0]) for r in db.execute("SELECT id FROM plays WHERE board=?", (BOARD,))]
+    db = Store(data / ".server" / "server.db")
+    try:
+        return [str(r[0]) for r in db.execute("SELECT id FROM plays WHERE board=?", (BOARD,))]
+    finally:
+        db.close()
 
 
 def test_every_record_arrives_exactly_once(tmp_path: Path) -> None:

@@ -13,27 +13,41 @@ from content_sync.db import store
 from content_sync.net.http import make_session
 from content_sync.report import outbox
 from content_sync.report.status_report import run_heartbeat_once
-from content_sync.server.reports import MAX_PLAYS_BYTES
-from tests.kit.status import BOARD, BOARD_TOKEN, add_plays, make_config, reference_server
+from content_sync.server.checks import MAX_PLAYS_BYTES
+from tests.kit.status import (
+    BOARD,
+    BOARD_TOKEN,
+    Middleware,
+    add_plays,
+    make_config,
+    reference_server,
+)
 
 AUTH = {"Authorization": f"Bearer {BOARD_TOKEN}"}
 
 
-class Recorder:
-    """WSGI middleware noting each request's path, encoding and body size on the wire;
+class Recorder(Middleware):
+    """ASGI middleware noting each request's path, encoding and body size on the wire;
     with ``refuse_gzip`` it answers 415 to compressed bodies, as an older source might."""
 
     def __init__(self, app: Any, refuse_gzip: bool = False) -> None:
-        self.app, self.refuse_gzip = app, refuse_gzip
+        super().__init__(app)
+        self.refuse_gzip = refuse_gzip
         self.seen: list[tuple[str, str, int]] = []
 
-    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
-        enc = environ.get("HTTP_CONTENT_ENCODING", "")
-        self.seen.append((environ["PATH_INFO"], enc, int(environ.get("CONTENT_LENGTH") or 0)))
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        enc = headers.get("content-encoding", "")
+        self.seen.append((scope["path"], enc, int(headers.get("content-length") or 0)))
         if self.refuse_gzip and enc == "gzip":
-            start_response("415 Unsupported Media Type", [("Content-Type", "text/plain")])
-            return [b"no gzip here\n"]
-        return self.app(environ, start_response)
+            await send({"type": "http.response.start", "status": 415,
+                        "headers": [(b"content-type", b"text/plain")]})
+            await send({"type": "http.response.body", "body": b"no gzip here\n"})
+            return
+        await self.app(scope, receive, send)
 
 
 def recording(into: list[Recorder], refuse_gzip: bool = False) -> Any:

@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 import requests
 from PIL import Image
-from waitress.server import create_server
 
 from content_sync.protocol import dsse
 from content_sync.protocol.keys import generate, load_private, load_public
@@ -21,7 +20,7 @@ from content_sync.publish.build import PublishError, prepare, write_to_folder
 from content_sync.publish.remote import upload
 from content_sync.server import create_app
 from content_sync.server.tokens import Tokens
-from tests.kit.status import stop_waitress
+from tests.kit.status import serve_app
 
 BOARD = "test.board-01"
 
@@ -62,11 +61,8 @@ def server(tmp_path: Path) -> Iterator[tuple[str, Path, Tokens]]:
     data.mkdir()
     tokens = Tokens(operator="op-secret", boards={BOARD: "board-secret"})
     app = create_app(data, tokens, long_poll_max=5)
-    srv = create_server(app, host="127.0.0.1", port=0, threads=8)
-    t = threading.Thread(target=srv.run, daemon=True)
-    t.start()
-    yield f"http://127.0.0.1:{srv.effective_port}/", data, tokens
-    stop_waitress(srv, app, t)
+    with serve_app(app) as served:
+        yield served.url, data, tokens
 
 
 def test_keys_private_mode_and_sign_verify(keypair: tuple[Path, Path], tmp_path: Path) -> None:
@@ -215,7 +211,7 @@ def test_stopping_the_test_server_ends_its_io_loop_with_connections_open(
         waiting.start()
         time.sleep(0.5)
         assert answers == []  # the long-poll is still open when the server stops
-    loops = [t for t in threading.enumerate() if t.name == "waitress-loop"]
+    loops = [t for t in threading.enumerate() if t.name == "uvicorn-loop"]
     assert loops == [], "the server's I/O loop outlived stop()"
     idle.close()
     waiting.join(10)

@@ -21,10 +21,9 @@ import pytest
 from content_sync.board.engine import SyncResult, SyncState
 from content_sync.daemon import Daemon, next_delay
 from content_sync.db import store
-from content_sync.server.app import create_app
-from content_sync.server.db import ServerDB
-from content_sync.server.tokens import Tokens
+from content_sync.server import Store, Tokens, create_app
 from kiosk_config import ConfigError, load_config
+from tests.kit.status import Middleware, serve_app
 from tests.kit.sync import (
     BOARD,
     Publisher,
@@ -55,11 +54,8 @@ def reference_server(tmp_path: Path) -> Iterator[tuple[str, Path, str]]:
     data.mkdir()
     token = "board-token-123"
     app = create_app(data, Tokens(boards={BOARD: token}), long_poll_max=25.0)
-    try:
-        with serve_wsgi(app) as served:
-            yield served.url, data, token
-    finally:
-        app.extensions["eboard"]["hub"].stop()
+    with serve_app(app) as served:
+        yield served.url, data, token
 
 
 def test_long_poll_brings_a_publish_at_once_and_heartbeat_arrives(
@@ -81,7 +77,7 @@ def test_long_poll_brings_a_publish_at_once_and_heartbeat_arrives(
     daemon.start()
     try:
         assert wait_until(lambda: _version(config.db_path) == 1)
-        db = ServerDB(data / ".server" / "server.db")
+        db = Store(data / ".server" / "server.db")
         assert wait_until(lambda: any(b.get("board") == BOARD for b in db.boards()))
         pub.publish(2, {"b": (png(2), "image/png")})
         assert wait_until(lambda: _version(config.db_path) == 2, timeout=20)
@@ -335,16 +331,14 @@ def _reference_on(data: Path, port: int, token: str,
     leaving, its long-polls end, then it stops."""
     app = create_app(data, Tokens(boards={BOARD: token}), long_poll_max=25.0)
 
-    def noting(environ: dict[str, Any], start_response: Any) -> Any:
-        if environ.get("PATH_INFO", "").endswith("/events"):
-            long_polls.append(time.monotonic())
-        return app(environ, start_response)
+    class Noting(Middleware):
+        async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+            if scope["type"] == "http" and scope["path"].endswith("/events"):
+                long_polls.append(time.monotonic())
+            await self.app(scope, receive, send)
 
-    with serve_wsgi(noting, port=port) as served:
-        try:
-            yield served.url
-        finally:
-            app.extensions["eboard"]["hub"].stop()
+    with serve_app(Noting(app), port=port) as served:
+        yield served.url
 
 
 def test_events_channel_reconnects_as_soon_as_a_poll_gets_through(tmp_path: Path) -> None:

@@ -1,171 +1,133 @@
-"""Flask routes of the reference source server (eboard/1), served by waitress.
+"""The reference source server (eboard/1) as an ASGI application (Starlette).
 
-Static part: ``boards/{id}/manifest.json`` and ``media/{sha256}`` from the data
-folder, with ETag, Last-Modified and Range handled by werkzeug. Dynamic part:
-status, events long-poll and operator uploads, each behind a bearer token; plays,
-screenshots, commands and the operator status page (``reports``, ``status_page``).
+One event loop holds every board's long-poll as a parked future, so thousands of idle
+boards cost memory, not threads; the store's reads run on a few threads and its writes
+by group commit (``store``); manifests written into the folder by other programs
+arrive from the kernel (``watch``); on PostgreSQL, other server processes' events
+arrive by ``LISTEN`` (``listen``). Routes: ``static`` (manifests, media),
+``board_routes`` (what boards call), ``operator_routes`` (what operators call).
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
+import asyncio
+import contextlib
 import logging
-import os
-import re
+from collections.abc import AsyncIterator, Coroutine
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, Response, abort, jsonify, request, send_file
+from starlette.applications import Starlette
+from starlette.routing import Route
 
-from content_sync.protocol import SHA256_RE
-from content_sync.server import reports, status_page
-from content_sync.server.db import ServerDB
-from content_sync.server.events import EventHub
-from content_sync.server.tokens import Tokens, load_tokens
+from content_sync.server import board_routes, operator_routes, static
+from content_sync.server.guard import BOARD_REQUESTS_PER_MINUTE, BoardBudget
+from content_sync.server.hub import EventHub
+from content_sync.server.listen import listen
+from content_sync.server.store import AsyncStore, Engine, Store, ops
+from content_sync.server.tokens import Tokens
+from content_sync.server.watch import ManifestWatcher
 
 log = logging.getLogger(__name__)
-BOARD_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,127}$")
-MAX_STATUS_BYTES = 256 * 1024
-MAX_UPLOAD_BYTES = 2 * 1024 * 1024 * 1024
+KEEP_HEARTBEATS_S = 7 * 86400
+PRUNE_EVERY_S = 600.0
 
 
-def _bearer() -> str:
-    header = request.headers.get("Authorization", "")
-    return header[7:].strip() if header.startswith("Bearer ") else ""
+@dataclass
+class SourceServer:
+    """Everything one server process runs, reachable from a route as
+    ``request.app.state.source``."""
+
+    data_dir: Path
+    tokens: Tokens
+    db: Store
+    long_poll_max: float = 25.0
+    watch_folder: bool = True
+    keep_heartbeats_s: float = KEEP_HEARTBEATS_S
+    budget: BoardBudget = field(default_factory=BoardBudget)
+    store: AsyncStore = field(init=False)
+    hub: EventHub = field(init=False)
+    watcher: ManifestWatcher = field(init=False)
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    async def start(self) -> None:
+        await asyncio.to_thread(self.db.migrate)
+        self.store = AsyncStore(self.db)
+        self.store.start()
+        self.hub = EventHub(self.store)
+        await self.hub.start()
+        self.watcher = ManifestWatcher(self.hub, self.data_dir)
+        if self.watch_folder:
+            self._task(self.watcher.run(), "manifest-watcher")
+        else:
+            self.watcher.versions = await self.store.read(ops.last_manifest_versions)
+        if self.db.kind is Engine.POSTGRESQL:
+            self._task(listen(self.hub, self.db.url), "pg-listen")
+        self._task(self._prune(), "prune-heartbeats")
+        log.info("source server on %s: %d boards' events known, store %r",
+                 self.data_dir, len(self.hub.latest), self.db)
+
+    def _task(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        task.add_done_callback(self._ended)
+        self.tasks.append(task)
+
+    @staticmethod
+    def _ended(task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            log.error("server task %s stopped: %r", task.get_name(), task.exception())
+
+    async def _prune(self) -> None:
+        while True:
+            await asyncio.sleep(PRUNE_EVERY_S)
+            cutoff = (datetime.now(UTC) - timedelta(seconds=self.keep_heartbeats_s)).isoformat(
+                timespec="milliseconds")
+            try:
+                while await self.store.write(ops.prune_heartbeats, cutoff, 5000) >= 5000:
+                    await asyncio.sleep(0.1)
+            except Exception:
+                log.exception("pruning old heartbeats failed; trying again in %.0f s",
+                              PRUNE_EVERY_S)
+
+    async def stop(self) -> None:
+        self.hub.close()
+        for task in self.tasks:
+            task.cancel()
+        for task in self.tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        await self.store.close()
+        self.db.close()
 
 
-def _check_board(board: str) -> None:
-    if not BOARD_RE.match(board):
-        abort(404)
-
-
-def create_app(data_dir: Path, tokens: Tokens | None = None,
-               long_poll_max: float = 25.0) -> Flask:
+def create_app(data_dir: Path, tokens: Tokens | None = None, long_poll_max: float = 25.0,
+               store: str | Path | None = None, watch_folder: bool = True,
+               board_requests_per_minute: int = BOARD_REQUESTS_PER_MINUTE) -> Starlette:
+    """The server for ``data_dir``; its store is ``store`` (a PostgreSQL URL or a SQLite
+    file), by default ``data_dir/.server/server.db``."""
     data_dir = data_dir.resolve()
-    app = Flask(__name__)
-    app.config["MAX_CONTENT_LENGTH"] = MAX_UPLOAD_BYTES
-    tokens = tokens or Tokens()
-    db = ServerDB(data_dir / ".server" / "server.db")
-    hub = EventHub(db, data_dir)
-    hub.start()
-    app.extensions["eboard"] = {"db": db, "hub": hub, "tokens": tokens, "data_dir": data_dir}
+    source = SourceServer(
+        data_dir=data_dir, tokens=tokens or Tokens(),
+        db=Store(store or data_dir / ".server" / "server.db"),
+        long_poll_max=long_poll_max, watch_folder=watch_folder,
+        budget=BoardBudget(board_requests_per_minute))
 
-    def require_board(board: str) -> None:
-        _check_board(board)
-        if not tokens.board_ok(board, _bearer()):
-            abort(Response("missing or wrong bearer token for this board\n", 401,
-                           {"WWW-Authenticate": "Bearer"}))
-
-    def require_operator() -> None:
-        if not tokens.operator_ok(_bearer()):
-            abort(Response("missing or wrong operator token\n", 401,
-                           {"WWW-Authenticate": "Bearer"}))
-
-    @app.get("/boards/<board>/manifest.json")
-    def manifest(board: str) -> Response:
-        _check_board(board)
-        path = data_dir / "boards" / board / "manifest.json"
-        if not path.is_file():
-            abort(404)
-        resp = send_file(path, mimetype="application/json", conditional=True, etag=True)
-        resp.headers["Cache-Control"] = "no-cache"
-        return resp
-
-    @app.get("/media/<name>")
-    def media(name: str) -> Response:
-        if not SHA256_RE.match(name):
-            abort(404)
-        path = data_dir / "media" / name
-        if not path.is_file():
-            abort(404)
-        resp = send_file(path, mimetype="application/octet-stream", conditional=True, etag=name)
-        resp.headers["Cache-Control"] = "public, max-age=31536000, immutable"
-        return resp
-
-    @app.put("/media/<name>")
-    def put_media(name: str) -> tuple[str, int]:
-        require_operator()
-        if not SHA256_RE.match(name):
-            abort(Response("media name must be 64 lowercase hex digits\n", 400))
-        dest = data_dir / "media" / name
-        if dest.is_file():
-            return "", 204
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dest.with_name(f".{name}.{os.getpid()}.upload")
-        h = hashlib.sha256()
-        with tmp.open("wb") as f:
-            while chunk := request.stream.read(1 << 20):
-                h.update(chunk)
-                f.write(chunk)
-        if h.hexdigest() != name:
-            tmp.unlink()
-            abort(Response("uploaded bytes do not match the SHA-256 in the URL\n", 400))
-        os.replace(tmp, dest)
-        return "", 201
-
-    @app.put("/boards/<board>/manifest.json")
-    def put_manifest(board: str) -> tuple[str, int]:
-        require_operator()
-        _check_board(board)
-        body = request.get_data(cache=False)
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        await source.start()
         try:
-            env = json.loads(body)
-            assert isinstance(env, dict) and "payload" in env and "signatures" in env
-        except (ValueError, AssertionError):
-            abort(Response("body is not a DSSE envelope\n", 400))
-        dest = data_dir / "boards" / board / "manifest.json"
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dest.with_name(f".manifest.{os.getpid()}.upload")
-        tmp.write_bytes(body)
-        os.replace(tmp, dest)
-        hub.scan()
-        return "", 201
+            yield
+        finally:
+            await source.stop()
 
-    @app.post("/boards/<board>/status")
-    def status(board: str) -> Response:
-        require_board(board)
-        if (request.content_length or 0) > MAX_STATUS_BYTES:
-            abort(413)
-        data = reports.read_json(MAX_STATUS_BYTES)
-        if not isinstance(data, dict):
-            abort(Response("status must be a JSON object\n", 400))
-        db.store_heartbeat(board, data)
-        return jsonify(reports.status_answer(db, board, data))
-
-    @app.get("/boards/<board>/events")
-    def events(board: str) -> Response:
-        require_board(board)
-        after = request.args.get("after", "0")
-        wait = request.args.get("wait", str(long_poll_max))
-        try:
-            after_n = int(after)
-            wait_s = max(0.0, min(float(wait), long_poll_max))
-        except ValueError:
-            abort(Response("after must be an integer and wait a number of seconds\n", 400))
-        found = hub.wait(board, after_n, wait_s)
-        nxt = max([after_n] + [int(e["id"]) for e in found])
-        return jsonify({"next": nxt, "events": found})
-
-    reports.register(app, db, hub, data_dir, require_board, require_operator)
-    status_page.register(app, db)
-
-    @app.get("/boards.json")
-    def boards() -> Response:
-        return jsonify(db.boards())
-
-    @app.get("/")
-    def index() -> tuple[str, int, dict[str, Any]]:
-        return ("eboard reference source (eboard/1)\n", 200, {"Content-Type": "text/plain"})
-
+    routes = [
+        Route("/boards/{board}/manifest.json", static.manifest, methods=["GET", "HEAD"]),
+        Route("/media/{name}", static.media, methods=["GET", "HEAD"]),
+        *board_routes.ROUTES,
+        *operator_routes.ROUTES,
+    ]
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.source = source
     return app
-
-
-def serve(data_dir: Path, host: str = "127.0.0.1", port: int = 8765,
-          tokens_file: Path | None = None, threads: int = 32) -> None:
-    """Run the server until interrupted (waitress, a production WSGI server)."""
-    from waitress import serve as waitress_serve
-
-    app = create_app(data_dir, load_tokens(tokens_file))
-    log.info("serving %s on http://%s:%d/", data_dir, host, port)
-    waitress_serve(app, host=host, port=port, threads=threads, ident="eboard-source")

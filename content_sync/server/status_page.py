@@ -4,7 +4,7 @@ Every board that has sent a heartbeat: last seen, online or offline, the item on
 screen, the emergency it shows (headline, risk level, since when; the row in the
 risk level's colour, a count at the top), the screen state, a screenshot thumbnail
 and its errors. Offline boards come first, then boards with errors, then boards
-showing an emergency. The page refreshes itself every 30 s. Jinja (through Flask)
+showing an emergency. The page refreshes itself every 30 s. Jinja (autoescape on)
 escapes every value; a board's risk level only picks one of the page's CSS classes.
 """
 
@@ -13,12 +13,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import Flask, Response, render_template_string
+from jinja2 import Environment
 from markupsafe import Markup
 
 from content_sync.protocol import Heartbeat, PlayerReport
 from content_sync.runtime import human
-from content_sync.server.db import ServerDB
 
 DEFAULT_HEARTBEAT_S = 60
 GRACE_S = 30
@@ -171,9 +170,11 @@ def _emergency(player: PlayerReport, online: bool, now: datetime) -> dict[str, A
             "confirmed": not why, "why": why}
 
 
-def board_rows(db: ServerDB, now: datetime) -> list[dict[str, Any]]:
+def board_rows(boards: list[dict[str, Any]], shots: dict[str, str],
+               now: datetime) -> list[dict[str, Any]]:
+    """The page's rows from the boards table and the screenshots' times (pure)."""
     rows = []
-    for b in db.boards():
+    for b in boards:
         status = Heartbeat.read(b["status"])  # the board's JSON, stored as it came
         try:
             seen = datetime.fromisoformat(b["last_seen"])
@@ -194,7 +195,7 @@ def board_rows(db: ServerDB, now: datetime) -> list[dict[str, Any]]:
             "active_version": manifest.active_version,
             "pending_version": manifest.pending_version,
             "outbox": status.outbox.records,
-            "screenshot_at": db.screenshot_at(b["board"]),
+            "screenshot_at": shots.get(b["board"]),
             "errors": _errors(status),
             "emergency": _emergency(player, online, now),
         })
@@ -203,15 +204,14 @@ def board_rows(db: ServerDB, now: datetime) -> list[dict[str, Any]]:
     return rows
 
 
-def register(app: Flask, db: ServerDB) -> None:
-    @app.get("/status")
-    def status_page() -> Response:
-        now = datetime.now(UTC)
-        rows = board_rows(db, now)
-        showing = [r["emergency"] for r in rows if r["emergency"]]
-        html = render_template_string(
-            PAGE, boards=rows, online=sum(r["state"] == "online" for r in rows),
-            emergencies=sum(e["confirmed"] for e in showing),
-            unconfirmed=sum(not e["confirmed"] for e in showing),
-            risk_css=Markup(RISK_CSS), now=now.isoformat(timespec="seconds"))
-        return Response(html, mimetype="text/html")
+_TEMPLATE = Environment(autoescape=True).from_string(PAGE)
+
+
+def render(boards: list[dict[str, Any]], shots: dict[str, str], now: datetime) -> str:
+    rows = board_rows(boards, shots, now)
+    showing = [r["emergency"] for r in rows if r["emergency"]]
+    return _TEMPLATE.render(
+        boards=rows, online=sum(r["state"] == "online" for r in rows),
+        emergencies=sum(e["confirmed"] for e in showing),
+        unconfirmed=sum(not e["confirmed"] for e in showing),
+        risk_css=Markup(RISK_CSS), now=now.isoformat(timespec="seconds"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 
@@ -23,11 +24,31 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="FILE",
         help="TOML file of bearer tokens: operator = '…' and [boards] id = '…'",
     )
+    p.add_argument(
+        "--store",
+        metavar="URL",
+        help="the server's database: a PostgreSQL URL (postgresql://user@host/db; several "
+        "server processes may share it) or a SQLite file (default DIR/.server/server.db)",
+    )
+    p.add_argument(
+        "--max-connections", type=int, default=30_000, metavar="N",
+        help="connections held at once (each idle board holds one; default 30000)",
+    )
+    p.add_argument(
+        "--no-watch", action="store_true",
+        help="do not watch DIR for manifests written by `eboard publish --to DIR` (when "
+        "every publish goes through this server's HTTP API, or another process watches)",
+    )
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from content_sync.server import serve
-
-    serve(args.data, args.host, args.port, args.tokens)
+    try:
+        from content_sync.server import serve
+    except ImportError as e:
+        print(f"eboard serve-source: the server's libraries are not installed ({e.name}); "
+              "install them with: pip install 'eboard[server]'", file=sys.stderr)
+        return 2
+    serve(args.data, args.host, args.port, args.tokens, store=args.store,
+          max_connections=args.max_connections, watch_folder=not args.no_watch)
     return 0

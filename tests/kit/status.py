@@ -1,28 +1,23 @@
-"""Helpers for the status tests (docs/STATUS.md): a box config, the real reference server, plays."""
+"""Helpers for the status tests (docs/STATUS.md): a box config, the real reference server
+(uvicorn in a thread), plays."""
 
 from __future__ import annotations
 
-import collections
-import logging
-import os
+import asyncio
+import contextlib
 import socket
 import threading
 import time
 import uuid
-import warnings
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from waitress.server import create_server
-
 from content_sync.db import store
-from content_sync.server import create_app
-from content_sync.server.db import ServerDB
-from content_sync.server.tokens import Tokens
+from content_sync.server import Store, Tokens, create_app, listening_socket, make_server
 from kiosk_config import Config, load_config
 
 BOARD = "test.status-01"
@@ -65,129 +60,129 @@ class RunningServer:
     url: str
     data: Path
     port: int
-    db: ServerDB
+    db: Store
     stop: Callable[[], None]
 
 
-def _what_fds_are(fds: list[int]) -> str:
-    """What each descriptor number refers to now (evidence for who closed it)."""
-    out = []
-    for fd in fds:
-        try:
-            out.append(f"{fd} -> {os.readlink(f'/proc/self/fd/{fd}')}")
-        except OSError:
-            out.append(f"{fd} -> closed")
-    return ", ".join(out) or "none"
+class ServedApp:
+    """An ASGI app served by the server's own uvicorn setup in a thread on 127.0.0.1."""
+
+    def __init__(self, app: Any, port: int = 0) -> None:
+        self.app = app
+        deadline = time.monotonic() + 5
+        while True:  # a server just stopped on this port lets go of it at once, or soon
+            try:
+                self.sock = listening_socket("127.0.0.1", port)
+                break
+            except OSError:
+                if not port or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+        self.port = int(self.sock.getsockname()[1])
+        self.url = f"http://127.0.0.1:{self.port}/"
+        self.server = make_server(app)
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]},
+                                       name="uvicorn-loop", daemon=True)
+
+    def start(self) -> ServedApp:
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the test server did not start (its lifespan failed: see "
+                                   "the log above)")
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        if self.thread.is_alive():
+            self.server.should_exit = True
+            self.thread.join(15)
+        self.sock.close()
 
 
-class _WaitressSaid(logging.Handler):
-    """The latest warnings and errors of waitress (e.g. "uncaptured python exception,
-    closing channel <...TcpWSGIServer listening ...>", which closes the wake-up pipe too),
-    for the warning below: evidence of who closed the pipe."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.WARNING)
-        self.lines: collections.deque[str] = collections.deque(maxlen=10)
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(f"{record.created:.3f} {record.getMessage()[:300]}")
-
-
-_WAITRESS_SAID = _WaitressSaid()
-logging.getLogger("waitress").addHandler(_WAITRESS_SAID)
-
-
-def stop_waitress(srv: Any, app: Any, loop: threading.Thread | None = None) -> None:
-    """Stop an in-process waitress server without leaving a thread that uses its closed
-    file descriptors.
-
-    Waitress's worker threads wake the I/O loop by writing ``b"x"`` to a pipe. If the
-    server is closed while a worker still runs (a long-poll being answered), that write
-    goes to the pipe's old file-descriptor number, which this process may have reused
-    meanwhile: it once overwrote the header of a box's SQLite WAL file in a test.
-    So: end the long-polls and join the workers first. Then the I/O loop itself closes
-    every socket it watches, and the pipe last, from its own thread (a thunk run by the
-    trigger): its map is then empty and ``asyncore.loop`` returns, instead of going on
-    selecting on numbers that were closed under it (EBADF, or a reused number).
-    """
-    app.extensions["eboard"]["hub"].stop()
-    srv.task_dispatcher.shutdown(cancel_pending=True, timeout=10)
-    closed = threading.Event()
-
-    def close_everything() -> None:  # runs in the I/O loop's thread
-        for dispatcher in list(srv._map.values()):
-            if dispatcher is not srv.trigger:
-                dispatcher.close()  # the listening one closes the trigger too
-        srv.trigger.close()
-        closed.set()
-
-    if loop is not None and loop.is_alive():
-        try:
-            srv.trigger.pull_trigger(close_everything)
-        except OSError as e:  # the pipe is closed already (seen once in CI; cause unknown)
-            trig = srv.trigger
-            warnings.warn(f"the test server's wake-up pipe was closed before stop ({e}); "
-                          f"trigger marked closed: {trig._closed} (it closes itself when its write "
-                          f"end goes); its write end now: "
-                          f"{_what_fds_are([trig.trigger])}; waitress said lately: "
-                          f"{list(_WAITRESS_SAID.lines) or 'nothing'}; closing its sockets "
-                          "from the test thread", stacklevel=2)
-            close_everything()
-        closed.wait(10)
-        loop.join(10)
-    srv.close()  # idempotent after the above; the whole job when there is no loop thread
+@contextmanager
+def serve_app(app: Any, port: int = 0) -> Iterator[ServedApp]:
+    served = ServedApp(app, port).start()
+    try:
+        yield served
+    finally:
+        served.stop()
 
 
 @contextmanager
 def reference_server(data: Path, port: int = 0,
-                     middleware: Callable[[Any], Any] | None = None) -> Iterator[RunningServer]:
-    """The real reference server (Flask app under waitress) on 127.0.0.1."""
+                     middleware: Callable[[Any], Any] | None = None,
+                     store: str | None = None) -> Iterator[RunningServer]:
+    """The real reference server (the ASGI app under uvicorn) on 127.0.0.1."""
     data.mkdir(parents=True, exist_ok=True)
     tokens = Tokens(operator=OPERATOR_TOKEN, boards={BOARD: BOARD_TOKEN})
-    app = create_app(data, tokens, long_poll_max=5)
-    wsgi = middleware(app) if middleware else app
-    deadline = time.monotonic() + 5
-    while True:  # a server just stopped on this port lets go of it when its poll returns
-        try:
-            srv = create_server(wsgi, host="127.0.0.1", port=port, threads=8)
-            break
-        except OSError:
-            if not port or time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
-    thread = threading.Thread(target=srv.run, name="waitress-loop", daemon=True)
-    thread.start()
+    app = create_app(data, tokens, long_poll_max=5, store=store)
+    asgi = middleware(app) if middleware else app
+    served = ServedApp(asgi, port).start()
     stopped = False
 
     def stop() -> None:
         nonlocal stopped
         if not stopped:
             stopped = True
-            getattr(wsgi, "release", lambda: None)()  # a held-back answer goes now
-            stop_waitress(srv, app, thread)
+            getattr(asgi, "release", lambda: None)()  # a held-back answer goes now
+            served.stop()
 
+    db = Store(store or data / ".server" / "server.db")
     try:
-        yield RunningServer(f"http://127.0.0.1:{srv.effective_port}/", data,
-                            int(srv.effective_port), app.extensions["eboard"]["db"], stop)
+        yield RunningServer(served.url, data, served.port, db, stop)
     finally:
         stop()
+        db.close()
+
+
+class Middleware:
+    """An ASGI wrapper that keeps the wrapped app's ``state`` (the server's parts)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.state = app.state
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await self.app(scope, receive, send)
+
+
+class _Slowed(Middleware):
+    def __init__(self, app: Any, path_suffix: str, seconds: float) -> None:
+        super().__init__(app)
+        self.path_suffix, self.seconds = path_suffix, seconds
+        self.released: asyncio.Event | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or not scope["path"].endswith(self.path_suffix):
+            await self.app(scope, receive, send)
+            return
+        self.loop = asyncio.get_running_loop()
+        if self.released is None:
+            self.released = asyncio.Event()
+        held: list[dict[str, Any]] = []
+
+        async def hold(message: dict[str, Any]) -> None:
+            held.append(message)
+        await self.app(scope, receive, hold)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.released.wait(), self.seconds)
+        for message in held:
+            await send(message)
+
+    def release(self) -> None:
+        if self.loop is not None and self.released is not None:
+            with contextlib.suppress(RuntimeError):  # the loop has ended already
+                self.loop.call_soon_threadsafe(self.released.set)
 
 
 def slow_after(path_suffix: str, seconds: float) -> Callable[[Any], Any]:
-    """WSGI middleware: the response to ``path_suffix`` is held back ``seconds`` after the
-    app has done its work (stored), as a slow link or a busy server would. Stopping the
-    server (``reference_server``) ends the wait, so no worker outlives its server."""
-    def wrap(app: Any) -> Any:
-        released = threading.Event()
-
-        def slowed(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
-            body = list(app(environ, start_response))
-            if environ.get("PATH_INFO", "").endswith(path_suffix):
-                released.wait(seconds)
-            return body
-        slowed.release = released.set  # type: ignore[attr-defined]
-        return slowed
-    return wrap
+    """ASGI middleware: the response to ``path_suffix`` is held back ``seconds`` after
+    the app has done its work (stored), as a slow link or a busy server would. Stopping
+    the server (``reference_server``) ends the wait."""
+    return lambda app: _Slowed(app, path_suffix, seconds)
 
 
 def make_play(item: str, playlist: str, started: datetime, seconds: float,
