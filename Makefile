@@ -10,13 +10,15 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Debian/Ubuntu packages the box and the tests need: libVLC with its video outputs,
 # Xvfb and the xcb libraries Qt needs, fonts with every Vietnamese letter, ffmpeg
 # for test media, nginx for the "any web server" test, chromium for the status page,
-# gcc to build the clock-step shim (tests/native/clockshift.c).
+# gcc to build the clock-step shim (tests/native/clockshift.c), postgresql: the
+# server's tests start a throwaway cluster from it (tests/kit/postgres.py; the package's
+# own "main" cluster is not used).
 DEB_PACKAGES := vlc-bin vlc-plugin-base vlc-plugin-video-output libvlc5 \
 	xvfb xauth x11-utils x11-xserver-utils ffmpeg fonts-noto-core fonts-dejavu-core \
 	libxcb-cursor0 libxkbcommon-x11-0 libxcb-icccm4 libxcb-image0 libxcb-keysyms1 \
 	libxcb-randr0 libxcb-render-util0 libxcb-shape0 libxcb-xinerama0 libxcb-xkb1 \
 	libegl1 libgl1 libfontconfig1 libdbus-1-3 nginx-light curl wget \
-	python3-venv chromium gcc libc6-dev
+	python3-venv chromium gcc libc6-dev postgresql
 
 .PHONY: setup deb-packages venv demo test soak bench fuzz lint clean install-kiosk uninstall-kiosk
 
