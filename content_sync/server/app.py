@@ -24,6 +24,7 @@ from starlette.routing import Route
 
 from content_sync.server import board_routes, operator_routes, static
 from content_sync.server.guard import BOARD_REQUESTS_PER_MINUTE, BoardBudget
+from content_sync.server.http import BODY_IDLE_S
 from content_sync.server.hub import EventHub
 from content_sync.server.listen import listen
 from content_sync.server.store import AsyncStore, Engine, Store, ops
@@ -46,6 +47,7 @@ class SourceServer:
     long_poll_max: float = 25.0
     watch_folder: bool = True
     keep_heartbeats_s: float = KEEP_HEARTBEATS_S
+    body_idle_s: float = BODY_IDLE_S
     budget: BoardBudget = field(default_factory=BoardBudget)
     store: AsyncStore = field(init=False)
     hub: EventHub = field(init=False)
@@ -104,7 +106,8 @@ class SourceServer:
 
 def create_app(data_dir: Path, tokens: Tokens | None = None, long_poll_max: float = 25.0,
                store: str | Path | None = None, watch_folder: bool = True,
-               board_requests_per_minute: int = BOARD_REQUESTS_PER_MINUTE) -> Starlette:
+               board_requests_per_minute: int = BOARD_REQUESTS_PER_MINUTE,
+               body_idle_s: float = BODY_IDLE_S) -> Starlette:
     """The server for ``data_dir``; its store is ``store`` (a PostgreSQL URL or a SQLite
     file), by default ``data_dir/.server/server.db``."""
     data_dir = data_dir.resolve()
@@ -112,7 +115,7 @@ def create_app(data_dir: Path, tokens: Tokens | None = None, long_poll_max: floa
         data_dir=data_dir, tokens=tokens or Tokens(),
         db=Store(store or data_dir / ".server" / "server.db"),
         long_poll_max=long_poll_max, watch_folder=watch_folder,
-        budget=BoardBudget(board_requests_per_minute))
+        budget=BoardBudget(board_requests_per_minute), body_idle_s=body_idle_s)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:

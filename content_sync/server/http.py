@@ -12,6 +12,7 @@ import asyncio
 import json
 import re
 import zlib
+from collections.abc import AsyncIterator
 from typing import Any
 
 from starlette.exceptions import HTTPException
@@ -48,22 +49,29 @@ async def read_body(request: Request, limit: int, what: str = "the body") -> byt
             raise refuse(400, "Content-Length is not a number") from None
     chunks: list[bytes] = []
     size = 0
-    stream = request.stream().__aiter__()
-    while True:
-        try:
-            chunk = await asyncio.wait_for(stream.__anext__(), BODY_IDLE_S)
-        except StopAsyncIteration:
-            break
-        except TimeoutError:
-            raise refuse(408, f"no bytes of {what} for {BODY_IDLE_S:.0f} s",
-                         {"Connection": "close"}) from None
-        except ClientDisconnect:
-            raise refuse(400, "the client went away before its body ended") from None
+    async for chunk in paced(request, what):
         size += len(chunk)
         if size > limit:
             raise refuse(413, f"{what} is limited to {limit} bytes", {"Connection": "close"})
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+async def paced(request: Request, what: str) -> AsyncIterator[bytes]:
+    """The body's chunks as they come; 408 when none comes for the server's
+    ``body_idle_s`` (``BODY_IDLE_S`` unless the app says otherwise)."""
+    idle = getattr(request.app.state.source, "body_idle_s", BODY_IDLE_S)
+    stream = request.stream().__aiter__()
+    while True:
+        try:
+            yield await asyncio.wait_for(stream.__anext__(), idle)
+        except StopAsyncIteration:
+            return
+        except TimeoutError:
+            raise refuse(408, f"no bytes of {what} for {idle:g} s",
+                         {"Connection": "close"}) from None
+        except ClientDisconnect:
+            raise refuse(400, "the client went away before its body ended") from None
 
 
 def inflate(request: Request, raw: bytes, limit: int) -> bytes:

@@ -16,13 +16,15 @@ from typing import Any
 from content_sync.server.store import AsyncStore, ops
 
 log = logging.getLogger(__name__)
+MAX_WAITERS_PER_BOARD = 2  # a board restarting may leave one behind; more is a misuse
 
 
 class EventHub:
     def __init__(self, store: AsyncStore) -> None:
         self.store = store
         self.latest: dict[str, int] = {}
-        self._waiters: defaultdict[str, set[asyncio.Future[None]]] = defaultdict(set)
+        # per board, its parked long-polls oldest first (a dict as an ordered set)
+        self._waiters: defaultdict[str, dict[asyncio.Future[None], None]] = defaultdict(dict)
         self._closed = False
 
     async def start(self) -> None:
@@ -58,13 +60,18 @@ class EventHub:
         if self.latest.get(board, 0) <= after and timeout > 0 and not self._closed:
             fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             waiters = self._waiters[board]
-            waiters.add(fut)
+            while len(waiters) >= MAX_WAITERS_PER_BOARD:  # the newest long-poll wins
+                oldest = next(iter(waiters))
+                del waiters[oldest]
+                if not oldest.done():
+                    oldest.set_result(None)
+            waiters[fut] = None
             try:
                 await asyncio.wait_for(fut, timeout)
             except TimeoutError:
                 pass
             finally:
-                waiters.discard(fut)
+                waiters.pop(fut, None)
                 if not waiters and self._waiters.get(board) is waiters:
                     del self._waiters[board]
         if self.latest.get(board, 0) <= after:

@@ -20,7 +20,7 @@ from content_sync.protocol import SHA256_RE
 from content_sync.publish import manifest_version_in
 from content_sync.server import checks, status_page
 from content_sync.server.board_routes import screenshot_path
-from content_sync.server.http import BODY_IDLE_S, bearer, board_of, read_body, read_json, refuse
+from content_sync.server.http import bearer, board_of, paced, read_body, read_json, refuse
 from content_sync.server.static import manifest_path, media_path, serve_file
 from content_sync.server.store import EventType, ops
 
@@ -61,15 +61,7 @@ async def put_media(request: Request) -> Response:
     try:
         with tmp.open("wb") as f:
             buf = bytearray()
-            stream = request.stream().__aiter__()
-            while True:
-                try:
-                    chunk = await asyncio.wait_for(stream.__anext__(), BODY_IDLE_S)
-                except StopAsyncIteration:
-                    break
-                except TimeoutError:
-                    raise refuse(408, f"no bytes of the upload for {BODY_IDLE_S:.0f} s",
-                                 {"Connection": "close"}) from None
+            async for chunk in paced(request, "the upload"):
                 size += len(chunk)
                 if size > MAX_MEDIA_BYTES:
                     raise refuse(413, f"a media file is limited to {MAX_MEDIA_BYTES} bytes",

@@ -25,19 +25,21 @@ log = logging.getLogger(__name__)
 HEADER_TIMEOUT_S = 15.0
 KEEP_ALIVE_S = 75
 MAX_CONNECTIONS = 30_000
+_TIMEOUT_BODY = b"the request's headers did not arrive in time\n"
 _TIMEOUT_408 = (b"HTTP/1.1 408 Request Timeout\r\nContent-Type: text/plain; charset=utf-8\r\n"
-                b"Connection: close\r\nContent-Length: 53\r\n\r\n"
-                b"the request's headers did not arrive within 15 s\r\n\r\n")
+                b"Connection: close\r\nContent-Length: %d\r\n\r\n%s"
+                % (len(_TIMEOUT_BODY), _TIMEOUT_BODY))
 
 
 class BoundedHttp(HttpToolsProtocol):
     """uvicorn's HTTP/1.1 protocol with a deadline on each request's headers."""
 
+    header_timeout_s = HEADER_TIMEOUT_S
     _header_timer: asyncio.TimerHandle | None = None
 
     def _arm(self) -> None:
         self._disarm()
-        self._header_timer = self.loop.call_later(HEADER_TIMEOUT_S, self._headers_late)
+        self._header_timer = self.loop.call_later(self.header_timeout_s, self._headers_late)
 
     def _disarm(self) -> None:
         if self._header_timer is not None:
@@ -68,7 +70,8 @@ class BoundedHttp(HttpToolsProtocol):
         super().on_headers_complete()
 
 
-def make_server(app: Any, max_connections: int = MAX_CONNECTIONS, **kw: Any) -> Any:
+def make_server(app: Any, max_connections: int = MAX_CONNECTIONS,
+                header_timeout_s: float = HEADER_TIMEOUT_S, **kw: Any) -> Any:
     """A uvicorn server for ``app`` whose shutdown first answers every parked long-poll
     (else each would hold the shutdown for the graceful timeout)."""
     import uvicorn
@@ -80,7 +83,7 @@ def make_server(app: Any, max_connections: int = MAX_CONNECTIONS, **kw: Any) -> 
                 source.hub.close()
             await super().shutdown(sockets)
 
-    return SourceUvicorn(uvicorn_config(app, max_connections, **kw))
+    return SourceUvicorn(uvicorn_config(app, max_connections, header_timeout_s, **kw))
 
 
 def raise_open_files(wanted: int) -> int:
@@ -102,11 +105,13 @@ def raise_open_files(wanted: int) -> int:
     return soft
 
 
-def uvicorn_config(app: Any, max_connections: int = MAX_CONNECTIONS, **kw: Any) -> Any:
+def uvicorn_config(app: Any, max_connections: int = MAX_CONNECTIONS,
+                   header_timeout_s: float = HEADER_TIMEOUT_S, **kw: Any) -> Any:
     import uvicorn
 
+    protocol = type("BoundedHttp", (BoundedHttp,), {"header_timeout_s": header_timeout_s})
     return uvicorn.Config(
-        app, http=BoundedHttp, loop="auto", lifespan="on", log_level="warning",
+        app, http=protocol, loop="auto", lifespan="on", log_level="warning",
         access_log=False, server_header=False, date_header=True,
         timeout_keep_alive=KEEP_ALIVE_S, limit_concurrency=max_connections,
         backlog=4096, timeout_graceful_shutdown=5, **kw)

@@ -67,7 +67,7 @@ class RunningServer:
 class ServedApp:
     """An ASGI app served by the server's own uvicorn setup in a thread on 127.0.0.1."""
 
-    def __init__(self, app: Any, port: int = 0) -> None:
+    def __init__(self, app: Any, port: int = 0, **server: Any) -> None:
         self.app = app
         deadline = time.monotonic() + 5
         while True:  # a server just stopped on this port lets go of it at once, or soon
@@ -80,7 +80,7 @@ class ServedApp:
                 time.sleep(0.05)
         self.port = int(self.sock.getsockname()[1])
         self.url = f"http://127.0.0.1:{self.port}/"
-        self.server = make_server(app)
+        self.server = make_server(app, **server)
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]},
                                        name="uvicorn-loop", daemon=True)
 
@@ -102,8 +102,9 @@ class ServedApp:
 
 
 @contextmanager
-def serve_app(app: Any, port: int = 0) -> Iterator[ServedApp]:
-    served = ServedApp(app, port).start()
+def serve_app(app: Any, port: int = 0, **server: Any) -> Iterator[ServedApp]:
+    """Serve ``app`` (``server``: make_server's options, e.g. header_timeout_s)."""
+    served = ServedApp(app, port, **server).start()
     try:
         yield served
     finally:
