@@ -184,3 +184,36 @@ def test_the_store_is_migrated_once_and_says_its_revision(tmp_path: Path,
         assert [r[0] for r in db.execute("SELECT version_num FROM alembic_version")] == ["0002"]
     finally:
         db.close()
+
+
+def test_the_hub_answers_from_memory_only_what_it_holds_whole(tmp_path: Path) -> None:
+    """The kept events answer a woken long-poll; a cursor older than what is kept, or
+    events this process did not see, are read from the store — never a gap."""
+    import asyncio
+
+    from content_sync.server.hub import KEEP_RECENT, EventHub
+    from content_sync.server.store import AsyncStore, ops
+
+    db = Store(tmp_path / "server.db")
+    db.migrate()
+    db.write(ops.add_event, A, "command", {"n": 0})  # before this hub started
+
+    async def run() -> None:
+        store = AsyncStore(db)
+        store.start()
+        hub = EventHub(store)
+        await hub.start()
+        ids = [await hub.publish(A, "command", {"n": i}) for i in range(1, 13)]
+        newest = await hub.wait(A, ids[-4] or 0, 1)
+        assert [e["n"] for e in newest] == [10, 11, 12] and hub.answered_from_memory == 1
+        everything = await hub.wait(A, 0, 1)  # older than the KEEP_RECENT kept
+        assert [e["n"] for e in everything] == list(range(13)) and KEEP_RECENT < 13
+        assert hub.answered_from_memory == 1
+        other = db.write(ops.add_event, A, "command", {"n": 13})  # another writer's event
+        hub.bump(A, other or 0)  # known by id only, as a bare notification says
+        assert [e["n"] for e in await hub.wait(A, ids[-1] or 0, 1)] == [13]
+        assert hub.answered_from_memory == 1
+        await store.close()
+
+    asyncio.run(run())
+    db.close()

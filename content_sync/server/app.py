@@ -58,7 +58,7 @@ class SourceServer:
         await asyncio.to_thread(self.db.migrate)
         self.store = AsyncStore(self.db)
         self.store.start()
-        self.hub = EventHub(self.store)
+        self.hub = EventHub(self.store, notified=self.db.kind is Engine.POSTGRESQL)
         await self.hub.start()
         self.watcher = ManifestWatcher(self.hub, self.data_dir)
         if self.watch_folder:

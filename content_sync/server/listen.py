@@ -1,7 +1,9 @@
 """Waking this process's waiters for events that other server processes wrote.
 
-On PostgreSQL every event insert notifies channel ``eboard_events`` with "id board" at
-commit; each process listens on one connection of its own and bumps its hub. After a
+On PostgreSQL every event insert notifies channel ``eboard_events`` at commit with
+``{"id", "board", "event"}`` (the event left out when it is large); each process
+listens on one connection of its own and bumps its hub — for its own events too, so
+the hub learns of every event in commit order. After a
 lost connection the listener catches up with one query (every board's newest id since
 the last it knew), so an event written while it was away still wakes its board.
 SQLite has one server process: nothing to listen to.
@@ -10,6 +12,7 @@ SQLite has one server process: nothing to listen to.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 
 from content_sync.server.hub import EventHub
@@ -39,10 +42,12 @@ async def listen(hub: EventHub, url: str) -> None:
                     log.info("listening for other processes' events again")
                 failures = 0
                 async for note in conn.notifies():
-                    event_id, _, board = note.payload.partition(" ")
                     try:
-                        hub.bump(board, int(event_id))
-                    except ValueError:
+                        body = json.loads(note.payload)
+                        event = body.get("event")
+                        hub.bump(str(body["board"]), int(body["id"]),
+                                 event if isinstance(event, dict) else None)
+                    except (ValueError, KeyError, TypeError, AttributeError):
                         log.warning("ignored a malformed notification: %r", note.payload[:80])
         except asyncio.CancelledError:
             raise

@@ -19,6 +19,8 @@ from content_sync.server.store import tables as t
 from content_sync.server.store.kinds import CommandState
 
 NOTIFY_CHANNEL = "eboard_events"
+EVENTS_LOCK = 0x0EB0E7  # pg_advisory_xact_lock: events commit in the order of their ids
+NOTIFY_MAX = 7000  # bytes of a notification payload (PostgreSQL's limit is 8000)
 MAX_EVENTS = 100  # per long-poll answer
 MAX_OPEN_COMMANDS = 50
 
@@ -42,8 +44,13 @@ def add_event(conn: Connection, board: str, etype: str, data: dict[str, Any],
               dedup: str | None = None) -> int | None:
     """The new event's id; None when an event with this ``dedup`` key exists already.
 
-    On PostgreSQL the commit also notifies every server process (``NOTIFY``), whose
-    listeners wake the board's waiters there."""
+    On PostgreSQL the commit also notifies every server process (``NOTIFY``, with the
+    event when it fits), whose listeners wake the board's waiters there. Event inserts
+    of all processes take one lock until commit, so events commit in the order of
+    their ids: a board that has seen id N has seen every event of its below N."""
+    postgres = conn.dialect.name == "postgresql"
+    if postgres:
+        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": EVENTS_LOCK})
     stmt = _insert(conn, t.events).values(
         board=board, type=etype, data=_dumps(data), at=now_iso(), dedup=dedup)
     if dedup is not None:
@@ -52,9 +59,13 @@ def add_event(conn: Connection, board: str, etype: str, data: dict[str, Any],
     if row is None:
         return None
     event_id = int(row[0])
-    if conn.dialect.name == "postgresql":
+    if postgres:
+        note = _dumps({"id": event_id, "board": board,
+                       "event": {"id": event_id, "type": etype, **data}})
+        if len(note.encode()) > NOTIFY_MAX:
+            note = _dumps({"id": event_id, "board": board})
         conn.execute(text("SELECT pg_notify(:channel, :payload)"),
-                     {"channel": NOTIFY_CHANNEL, "payload": f"{event_id} {board}"})
+                     {"channel": NOTIFY_CHANNEL, "payload": note})
     return event_id
 
 
