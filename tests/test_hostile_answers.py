@@ -16,7 +16,7 @@ from content_sync.db import store
 from content_sync.net.http import make_session
 from content_sync.report import outbox
 from content_sync.report.status_report import run_heartbeat_once
-from tests.kit.status import BOARD, add_plays, make_config, reference_server
+from tests.kit.status import BOARD, Middleware, add_plays, make_config, reference_server
 
 DEEP = b"[" * 200_000 + b"]" * 200_000
 ANSWERS = {
@@ -26,20 +26,24 @@ ANSWERS = {
 }
 
 
-class Hostile:
-    """WSGI middleware answering ``body`` (as JSON, 200) to every request whose path ends
+class Hostile(Middleware):
+    """ASGI middleware answering ``body`` (as JSON, 200) to every request whose path ends
     with ``suffix``; everything else goes to the real reference server."""
 
     def __init__(self, app: Any, suffix: str, body: bytes) -> None:
-        self.app, self.suffix, self.body = app, suffix, body
+        super().__init__(app)
+        self.suffix, self.body = suffix, body
 
-    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
-        if environ["PATH_INFO"].endswith(self.suffix):
-            environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
-            start_response("200 OK", [("Content-Type", "application/json"),
-                                      ("Content-Length", str(len(self.body)))])
-            return [self.body]
-        return self.app(environ, start_response)
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or not scope["path"].endswith(self.suffix):
+            await self.app(scope, receive, send)
+            return
+        while (await receive()).get("more_body"):  # the request's body, read and dropped
+            pass
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"application/json"),
+                                (b"content-length", str(len(self.body)).encode())]})
+        await send({"type": "http.response.body", "body": self.body})
 
 
 @pytest.mark.parametrize("kind", list(ANSWERS))

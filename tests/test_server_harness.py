@@ -1,9 +1,10 @@
 """The in-process reference server of the tests leaves no worker behind when it stops.
 
-A waitress worker still busy when its server stops lives on into later tests, and may
-touch the server's closed descriptors (their numbers by then another test's files). The
-slowed answers of ``slow_after`` are the tests' own long-running requests: stopping the
-server releases them, so every worker has ended when ``stop`` returns."""
+A server thread, or a store thread, still running when its server stops lives on into
+later tests, and may touch the server's closed descriptors (their numbers by then
+another test's files). The slowed answers of ``slow_after`` are the tests' own
+long-running requests: stopping the server releases them, so every thread of the
+server has ended when ``stop`` returns."""
 
 from __future__ import annotations
 
