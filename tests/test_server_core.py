@@ -217,3 +217,23 @@ def test_the_hub_answers_from_memory_only_what_it_holds_whole(tmp_path: Path) ->
 
     asyncio.run(run())
     db.close()
+
+
+def test_old_heartbeats_are_pruned_and_each_board_keeps_its_latest(
+        tmp_path: Path, store_url: str | None) -> None:
+    from content_sync.server.store import ops
+
+    db = Store(store_url or tmp_path / "server.db")
+    try:
+        db.migrate()
+        for hour in range(10):  # one heartbeat an hour, the newest at 09:00
+            db.write(ops.store_heartbeat, A, {"n": hour}, f"2026-12-01T{hour:02d}:00:00.000+00:00")
+        gone = db.write(ops.prune_heartbeats, "2026-12-01T06:00:00.000+00:00", 4)
+        gone += db.write(ops.prune_heartbeats, "2026-12-01T06:00:00.000+00:00", 4)
+        assert gone == 6  # in bounded steps
+        left = [r[0] for r in db.execute("SELECT received_at FROM heartbeats ORDER BY id")]
+        assert [x[11:13] for x in left] == ["06", "07", "08", "09"]
+        (board,) = db.boards()
+        assert board["status"] == {"n": 9}
+    finally:
+        db.close()

@@ -32,7 +32,8 @@ from content_sync.server.tokens import Tokens
 from content_sync.server.watch import ManifestWatcher
 
 log = logging.getLogger(__name__)
-KEEP_HEARTBEATS_S = 7 * 86400
+# ~2 KB a heartbeat: 10,000 boards at one a minute write ~1.2 GB an hour of history
+KEEP_HEARTBEATS_S = 6 * 3600
 PRUNE_EVERY_S = 600.0
 
 
@@ -107,7 +108,8 @@ class SourceServer:
 def create_app(data_dir: Path, tokens: Tokens | None = None, long_poll_max: float = 25.0,
                store: str | Path | None = None, watch_folder: bool = True,
                board_requests_per_minute: int = BOARD_REQUESTS_PER_MINUTE,
-               body_idle_s: float = BODY_IDLE_S) -> Starlette:
+               body_idle_s: float = BODY_IDLE_S,
+               keep_heartbeats_s: float = KEEP_HEARTBEATS_S) -> Starlette:
     """The server for ``data_dir``; its store is ``store`` (a PostgreSQL URL or a SQLite
     file), by default ``data_dir/.server/server.db``."""
     data_dir = data_dir.resolve()
@@ -115,7 +117,8 @@ def create_app(data_dir: Path, tokens: Tokens | None = None, long_poll_max: floa
         data_dir=data_dir, tokens=tokens or Tokens(),
         db=Store(store or data_dir / ".server" / "server.db"),
         long_poll_max=long_poll_max, watch_folder=watch_folder,
-        budget=BoardBudget(board_requests_per_minute), body_idle_s=body_idle_s)
+        budget=BoardBudget(board_requests_per_minute), body_idle_s=body_idle_s,
+        keep_heartbeats_s=keep_heartbeats_s)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:

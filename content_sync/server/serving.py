@@ -129,7 +129,8 @@ def listening_socket(host: str, port: int) -> socket.socket:
 
 def serve(data_dir: Path, host: str = "127.0.0.1", port: int = 8765,
           tokens_file: Path | None = None, store: str | None = None,
-          max_connections: int = MAX_CONNECTIONS, watch_folder: bool = True) -> None:
+          max_connections: int = MAX_CONNECTIONS, watch_folder: bool = True,
+          keep_heartbeats_h: float | None = None) -> None:
     """Run the server until interrupted."""
     from content_sync.server.app import create_app
     from content_sync.server.tokens import load_tokens
@@ -139,8 +140,11 @@ def serve(data_dir: Path, host: str = "127.0.0.1", port: int = 8765,
         log.warning("the open-file limit is %d: fewer than %d boards can hold a long-poll; "
                     "raise LimitNOFILE= in the unit (or ulimit -n)", got, max_connections)
         max_connections = max(64, got - 64)
-    app = create_app(data_dir, load_tokens(tokens_file), store=store,
-                     watch_folder=watch_folder)
+    from content_sync.server.app import KEEP_HEARTBEATS_S
+
+    keep = KEEP_HEARTBEATS_S if keep_heartbeats_h is None else keep_heartbeats_h * 3600
+    app = create_app(data_dir, load_tokens(tokens_file), store=store or None,
+                     watch_folder=watch_folder, keep_heartbeats_s=keep)
     server = make_server(app, max_connections)
     log.info("serving %s on http://%s:%d/", data_dir, host, port)
     server.run(sockets=[listening_socket(host, port)])

@@ -35,6 +35,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="connections held at once (each idle board holds one; default 30000)",
     )
     p.add_argument(
+        "--keep-heartbeats", type=float, metavar="HOURS",
+        help="hours of heartbeat history kept (default 6; each board's latest is always "
+        "kept; ~2 KB a heartbeat, one a minute per board)",
+    )
+    p.add_argument(
         "--no-watch", action="store_true",
         help="do not watch DIR for manifests written by `eboard publish --to DIR` (when "
         "every publish goes through this server's HTTP API, or another process watches)",
@@ -50,5 +55,6 @@ def run(args: argparse.Namespace) -> int:
               "install them with: pip install 'eboard[server]'", file=sys.stderr)
         return 2
     serve(args.data, args.host, args.port, args.tokens, store=args.store,
-          max_connections=args.max_connections, watch_folder=not args.no_watch)
+          max_connections=args.max_connections, watch_folder=not args.no_watch,
+          keep_heartbeats_h=args.keep_heartbeats)
     return 0
