@@ -39,7 +39,7 @@ ALLOWED: dict[str, set[str]] = {
     "content_sync.publish": {"content_sync.protocol", "cryptography", "requests"},
     # the server (the `server` extra): ASGI app and server, store, migrations, templates
     "content_sync.server": {"content_sync.protocol", "content_sync.publish",
-                            "content_sync.runtime", "alembic", "jinja2", "limits",
+                            "content_sync.runtime", "alembic", "jinja2",
                             "markupsafe", "psycopg", "sqlalchemy", "starlette", "uvicorn",
                             "watchfiles"},
     # content_sync/daemon.py: the sync process, scheduling the rooms' jobs (and bounding

@@ -152,3 +152,29 @@ def test_unknown_paths_and_ids_get_nothing(server: ServedApp) -> None:
         assert r.status_code in (404, 405), (path, r.status_code)
     r = requests.post(f"{server.url}boards/{A}/status", json=HB, headers=auth(B), timeout=5)
     assert r.status_code == 401
+
+
+def test_the_budget_refills_with_time() -> None:
+    """A bucket per board: a burst up to the minute's budget, then one request per
+    1/rate seconds; another board's bucket is its own (a frozen clock, no sleeping)."""
+    from starlette.exceptions import HTTPException
+
+    from content_sync.server.guard import BoardBudget
+
+    now = [1000.0]
+    budget = BoardBudget(60, clock=lambda: now[0])
+    for _ in range(60):
+        budget.spend(A)
+    with pytest.raises(HTTPException) as refused:
+        budget.spend(A)
+    assert refused.value.status_code == 429 and refused.value.headers == {"Retry-After": "1"}
+    budget.spend(B)  # its own budget
+    now[0] += 1.0  # one request a second comes back
+    budget.spend(A)
+    with pytest.raises(HTTPException):
+        budget.spend(A)
+    now[0] += 3600
+    for _ in range(60):  # a quiet hour refills the burst, not more
+        budget.spend(A)
+    with pytest.raises(HTTPException):
+        budget.spend(A)

@@ -115,7 +115,7 @@ def create_app(data_dir: Path, tokens: Tokens | None = None, long_poll_max: floa
     data_dir = data_dir.resolve()
     source = SourceServer(
         data_dir=data_dir, tokens=tokens or Tokens(),
-        db=Store(store or data_dir / ".server" / "server.db"),
+        db=Store(store or data_dir / ".server" / "server.db", background_checkpoint=True),
         long_poll_max=long_poll_max, watch_folder=watch_folder,
         budget=BoardBudget(board_requests_per_minute), body_idle_s=body_idle_s,
         keep_heartbeats_s=keep_heartbeats_s)

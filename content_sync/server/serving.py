@@ -7,7 +7,9 @@
   first byte (or of the connection, for a client that sends nothing), else 408 and
   the connection is closed — a slowloris holds a socket for seconds, not forever;
   bodies are paced by the routes (``http.BODY_IDLE_S``).
-- Keep-alive: 75 s, longer than a board's gap between requests on one connection.
+- Keep-alive: 5 s. A board's jobs are a minute apart, so an idle pooled connection
+  would be held for nothing (a board would hold three or four); only its long-poll,
+  re-armed at once, stays open. urllib3 sees a closed pooled connection before reuse.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 log = logging.getLogger(__name__)
 HEADER_TIMEOUT_S = 15.0
-KEEP_ALIVE_S = 75
+KEEP_ALIVE_S = 5
 MAX_CONNECTIONS = 30_000
 _TIMEOUT_BODY = b"the request's headers did not arrive in time\n"
 _TIMEOUT_408 = (b"HTTP/1.1 408 Request Timeout\r\nContent-Type: text/plain; charset=utf-8\r\n"

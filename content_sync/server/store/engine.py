@@ -38,7 +38,11 @@ def kind_of(url: str) -> EngineKind:
         else EngineKind.SQLITE
 
 
-def make_engine(url: str, pool_size: int = 4, for_reading: bool = False) -> Engine:
+def make_engine(url: str, pool_size: int = 4, for_reading: bool = False,
+                background_checkpoint: bool = False) -> Engine:
+    """``background_checkpoint``: SQLite's writer connections leave the WAL checkpoint
+    to ``Store.checkpoint`` (run by the server on a thread of its own), so a commit
+    never waits for pages to be copied back into the database file."""
     if kind_of(url) is EngineKind.POSTGRESQL:
         return create_engine(url, pool_size=pool_size, max_overflow=pool_size,
                              pool_pre_ping=True, pool_recycle=3600)
@@ -54,6 +58,8 @@ def make_engine(url: str, pool_size: int = 4, for_reading: bool = False) -> Engi
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_MS}")
         cur.execute("PRAGMA synchronous=FULL")  # an accepted play survives a power cut
+        if background_checkpoint and not for_reading:
+            cur.execute("PRAGMA wal_autocheckpoint=0")
         cur.close()
 
     if not for_reading:  # readers stay in autocommit: each SELECT its own snapshot

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -31,6 +32,7 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 FIRST_RELEASE = "0001"  # a v0.1.0 server.db has these tables and no alembic_version
 MIGRATION_LOCK = 0x0EB0A4D  # pg_advisory_xact_lock key: one process migrates at a time
 MAX_BATCH = 500
+CHECKPOINT_EVERY_S = 1.0
 
 
 class Record(tuple[Any, ...]):
@@ -50,11 +52,14 @@ class Record(tuple[Any, ...]):
 class Store:
     """A synchronous, thread-safe handle on the server database."""
 
-    def __init__(self, target: str | Path, pool_size: int = 4) -> None:
+    def __init__(self, target: str | Path, pool_size: int = 4,
+                 background_checkpoint: bool = False) -> None:
         self.url = url_for(target)
         self.kind = kind_of(self.url)
+        self.background_checkpoint = background_checkpoint and self.kind is Engine.SQLITE
         self.engine = make_engine(self.url, pool_size=2 if self.kind is Engine.SQLITE
-                                  else pool_size)
+                                  else pool_size,
+                                  background_checkpoint=self.background_checkpoint)
         # SQLite reads need no write lock: a second engine without BEGIN IMMEDIATE
         self._reader = make_engine(self.url, pool_size=pool_size, for_reading=True) \
             if self.kind is Engine.SQLITE else self.engine
@@ -75,6 +80,11 @@ class Store:
                 log.info("%r: a first-release server database; taking it over", self)
                 command.stamp(cfg, FIRST_RELEASE)
             command.upgrade(cfg, "head")
+
+    def checkpoint(self) -> None:
+        """Copy the WAL back into the database file without blocking writers (SQLite)."""
+        with self._reader.connect() as conn:
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
 
     def read(self, fn: Callable[..., T], *args: Any) -> T:
         with self._reader.connect() as conn:
@@ -127,11 +137,27 @@ class AsyncStore:
         self._pending: list[tuple[Callable[..., Any], tuple[Any, ...], asyncio.Future[Any]]] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._checkpoints: asyncio.Task[None] | None = None
         self.commits = 0
         self.writes = 0
+        self.commit_s = 0.0  # time spent committing, in all
+        self.commit_s_max = 0.0
 
     def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="group-commit")
+        loop = asyncio.get_running_loop()
+        self._task = loop.create_task(self._run(), name="group-commit")
+        if self.store.background_checkpoint:
+            self._checkpointer = ThreadPoolExecutor(1, thread_name_prefix="store-checkpoint")
+            self._checkpoints = loop.create_task(self._checkpoint(), name="wal-checkpoint")
+
+    async def _checkpoint(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(CHECKPOINT_EVERY_S)
+            try:
+                await loop.run_in_executor(self._checkpointer, self.store.checkpoint)
+            except Exception as e:  # the next one will do; say so once in a while
+                log.warning("WAL checkpoint of %r failed: %s", self.store, e)
 
     async def read(self, fn: Callable[..., T], *args: Any) -> T:
         loop = asyncio.get_running_loop()
@@ -163,11 +189,15 @@ class AsyncStore:
                 ) -> list[tuple[bool, Any]]:
         """All of ``batch`` in one transaction; if that fails, each in its own, so one
         bad write fails alone."""
+        started = time.monotonic()
         try:
             with self.store.engine.begin() as conn:
                 values = [fn(conn, *args) for fn, args, _ in batch]
+            took = time.monotonic() - started
             self.commits += 1
             self.writes += len(batch)
+            self.commit_s += took
+            self.commit_s_max = max(self.commit_s_max, took)
             return [(True, v) for v in values]
         except Exception as e:
             if len(batch) == 1:
@@ -182,6 +212,9 @@ class AsyncStore:
             await asyncio.sleep(0.01)
         if self._task is not None:
             self._task.cancel()
+        if self._checkpoints is not None:
+            self._checkpoints.cancel()
+            self._checkpointer.shutdown(wait=True)
         self._writer.shutdown(wait=True)
         self._readers.shutdown(wait=True)
 
