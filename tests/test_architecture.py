@@ -40,7 +40,8 @@ ALLOWED: dict[str, set[str]] = {
     # the server (the `server` extra): ASGI app and server, store, migrations, templates
     "content_sync.server": {"content_sync.protocol", "content_sync.publish",
                             "content_sync.runtime", "alembic", "jinja2",
-                            "markupsafe", "psycopg", "sqlalchemy", "starlette", "uvicorn",
+                            "markupsafe", "prometheus_client", "psycopg", "sqlalchemy",
+                            "starlette", "uvicorn",
                             "watchfiles"},
     # content_sync/daemon.py: the sync process, scheduling the rooms' jobs (and bounding
     # the requests of each, content_sync.net)

@@ -237,3 +237,21 @@ def test_old_heartbeats_are_pruned_and_each_board_keeps_its_latest(
         assert board["status"] == {"n": 9}
     finally:
         db.close()
+
+
+def test_metrics_say_what_the_server_did(server: ServedApp) -> None:
+    hb = {"board": A}
+    for _ in range(3):
+        requests.post(f"{server.url}boards/{A}/status", json=hb, headers=auth(BOARDS[A]),
+                      timeout=10)
+    parked = threading.Thread(target=lambda: long_poll(server.url, B, 10**9, 3))
+    parked.start()
+    time.sleep(0.5)
+    text = requests.get(f"{server.url}metrics", timeout=10).text
+    parked.join(10)
+    lines = {ln.rsplit(" ", 1)[0]: float(ln.rsplit(" ", 1)[1]) for ln in text.splitlines()
+             if ln and not ln.startswith("#")}
+    assert lines['eboard_source_handled_seconds_count{kind="heartbeat"}'] == 3
+    assert lines["eboard_source_longpolls_parked"] == 1
+    assert lines["eboard_source_store_writes_total"] >= 3
+    assert lines["eboard_source_store_commit_seconds_count"] >= 1

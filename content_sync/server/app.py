@@ -27,6 +27,7 @@ from content_sync.server.guard import BOARD_REQUESTS_PER_MINUTE, BoardBudget
 from content_sync.server.http import BODY_IDLE_S
 from content_sync.server.hub import EventHub
 from content_sync.server.listen import listen
+from content_sync.server.metrics import Metrics
 from content_sync.server.store import AsyncStore, Engine, Store, ops
 from content_sync.server.tokens import Tokens
 from content_sync.server.watch import ManifestWatcher
@@ -50,6 +51,7 @@ class SourceServer:
     keep_heartbeats_s: float = KEEP_HEARTBEATS_S
     body_idle_s: float = BODY_IDLE_S
     budget: BoardBudget = field(default_factory=BoardBudget)
+    metrics: Metrics = field(default_factory=Metrics)
     store: AsyncStore = field(init=False)
     hub: EventHub = field(init=False)
     watcher: ManifestWatcher = field(init=False)
@@ -57,7 +59,7 @@ class SourceServer:
 
     async def start(self) -> None:
         await asyncio.to_thread(self.db.migrate)
-        self.store = AsyncStore(self.db)
+        self.store = AsyncStore(self.db, on_commit=self.metrics.committed)
         self.store.start()
         self.hub = EventHub(self.store, notified=self.db.kind is Engine.POSTGRESQL)
         await self.hub.start()
@@ -69,6 +71,7 @@ class SourceServer:
         if self.db.kind is Engine.POSTGRESQL:
             self._task(listen(self.hub, self.db.url), "pg-listen")
         self._task(self._prune(), "prune-heartbeats")
+        self.metrics.live(self._live)
         log.info("source server on %s: %d boards' events known, store %r",
                  self.data_dir, len(self.hub.latest), self.db)
 
@@ -76,6 +79,18 @@ class SourceServer:
         task = asyncio.get_running_loop().create_task(coro, name=name)
         task.add_done_callback(self._ended)
         self.tasks.append(task)
+
+    def _live(self) -> dict[str, tuple[str, float]]:
+        return {
+            "eboard_source_longpolls_parked": ("Long-polls waiting for an event",
+                                               self.hub.waiting),
+            "eboard_source_boards_with_events": ("Boards with an event stored",
+                                                 len(self.hub.latest)),
+            "eboard_source_refused_budget": ("Requests refused by a board's budget (429)",
+                                             self.budget.refused),
+            "eboard_source_answered_from_memory": ("Woken long-polls answered without a "
+                                                   "query", self.hub.answered_from_memory),
+        }
 
     @staticmethod
     def _ended(task: asyncio.Task[None]) -> None:
@@ -133,6 +148,7 @@ def create_app(data_dir: Path, tokens: Tokens | None = None, long_poll_max: floa
         Route("/media/{name}", static.media, methods=["GET", "HEAD"]),
         *board_routes.ROUTES,
         *operator_routes.ROUTES,
+        Route("/metrics", source.metrics.endpoint, methods=["GET"]),
     ]
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.source = source

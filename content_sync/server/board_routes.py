@@ -39,10 +39,11 @@ def authorised_board(request: Request) -> tuple[SourceServer, str]:
 
 async def status(request: Request) -> Response:
     srv, board = authorised_board(request)
-    data = await read_json(request, MAX_STATUS_BYTES)
-    if not isinstance(data, dict):
-        raise refuse(400, "status must be a JSON object")
-    commands = await srv.store.write(ops.heartbeat_exchange, board, data)
+    with srv.metrics.heartbeat.time():
+        data = await read_json(request, MAX_STATUS_BYTES)
+        if not isinstance(data, dict):
+            raise refuse(400, "status must be a JSON object")
+        commands = await srv.store.write(ops.heartbeat_exchange, board, data)
     return JSONResponse({"ok": True, "commands": commands})
 
 
@@ -61,13 +62,14 @@ async def events(request: Request) -> Response:
 
 async def plays(request: Request) -> Response:
     srv, board = authorised_board(request)
-    data = await read_json(request, checks.MAX_PLAYS_BYTES)
-    try:
-        records, counts, rejected = checks.plays(data)
-    except ValueError as e:
-        raise refuse(400, str(e)) from None
-    if records or counts:
-        await srv.store.write(ops.store_plays, board, records, counts)
+    with srv.metrics.plays.time():
+        data = await read_json(request, checks.MAX_PLAYS_BYTES)
+        try:
+            records, counts, rejected = checks.plays(data)
+        except ValueError as e:
+            raise refuse(400, str(e)) from None
+        if records or counts:
+            await srv.store.write(ops.store_plays, board, records, counts)
     return JSONResponse({"accepted": [e["id"] for e in records + counts],
                          "rejected": rejected})
 

@@ -91,6 +91,11 @@ def _write_atomic(dest: Path, body: bytes) -> None:
 async def put_manifest(request: Request) -> Response:
     srv = operator(request)
     board = board_of(request)
+    with srv.metrics.push.time():
+        return await _put_manifest(srv, request, board)
+
+
+async def _put_manifest(srv: SourceServer, request: Request, board: str) -> Response:
     body = await read_body(request, MAX_MANIFEST_BYTES, "a manifest")
     try:
         env = json.loads(body)

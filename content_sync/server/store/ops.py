@@ -3,16 +3,19 @@
 Each write function runs inside the transaction its caller opened (the group commit
 of ``AsyncStore`` puts many in one); none commits. The SQL is SQLAlchemy Core, so the
 same function runs on SQLite and PostgreSQL; the one dialect difference (the upsert
-construct) is chosen by the connection's dialect.
+construct) is chosen by the connection's dialect. The statements a heartbeat runs are
+built once (with bound parameters) and reused: building a statement costs more than
+SQLAlchemy's compiled cache saves.
 """
 
 from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, func, select, text, update
+from sqlalchemy import Connection, and_, bindparam, delete, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from content_sync.server.store import tables as t
@@ -36,6 +39,24 @@ def _dumps(data: Any) -> str:
 def _insert(conn: Connection, table: Any) -> Any:
     mod = postgresql if conn.dialect.name == "postgresql" else sqlite
     return mod.insert(table)
+
+
+@cache
+def _board_upsert(dialect: str) -> Any:
+    mod = postgresql if dialect == "postgresql" else sqlite
+    up = mod.insert(t.boards)
+    return up.on_conflict_do_update(
+        index_elements=["board"],
+        set_={"last_seen": up.excluded.last_seen, "last_status": up.excluded.last_status})
+
+
+_HEARTBEAT = t.heartbeats.insert()
+_OPEN_COMMANDS = (select(t.commands.c.id, t.commands.c.command, t.commands.c.delivered_at)
+                  .where(t.commands.c.board == bindparam("b"), t.commands.c.result.is_(None))
+                  .order_by(t.commands.c.created_at).limit(MAX_OPEN_COMMANDS))
+_EVENTS_AFTER = (select(t.events.c.id, t.events.c.type, t.events.c.data)
+                 .where(t.events.c.board == bindparam("b"), t.events.c.id > bindparam("after"))
+                 .order_by(t.events.c.id).limit(MAX_EVENTS))
 
 
 # --- events ------------------------------------------------------------------------------
@@ -70,10 +91,7 @@ def add_event(conn: Connection, board: str, etype: str, data: dict[str, Any],
 
 
 def events_after(conn: Connection, board: str, after: int) -> list[dict[str, Any]]:
-    rows = conn.execute(
-        select(t.events.c.id, t.events.c.type, t.events.c.data)
-        .where(t.events.c.board == board, t.events.c.id > after)
-        .order_by(t.events.c.id).limit(MAX_EVENTS))
+    rows = conn.execute(_EVENTS_AFTER, {"b": board, "after": after})
     return [{"id": int(r.id), "type": r.type, **json.loads(r.data)} for r in rows]
 
 
@@ -111,11 +129,9 @@ def store_heartbeat(conn: Connection, board: str, data: dict[str, Any],
                     received_at: str | None = None) -> None:
     body = _dumps(data)
     now = received_at or now_iso()
-    conn.execute(t.heartbeats.insert().values(board=board, received_at=now, data=body))
-    up = _insert(conn, t.boards).values(board=board, last_seen=now, last_status=body)
-    conn.execute(up.on_conflict_do_update(
-        index_elements=["board"],
-        set_={"last_seen": up.excluded.last_seen, "last_status": up.excluded.last_status}))
+    conn.execute(_HEARTBEAT, {"board": board, "received_at": now, "data": body})
+    conn.execute(_board_upsert(conn.dialect.name),
+                 {"board": board, "last_seen": now, "last_status": body})
 
 
 def prune_heartbeats(conn: Connection, older_than: str, limit: int = 20_000) -> int:
@@ -187,10 +203,7 @@ def add_command(conn: Connection, board: str, command: dict[str, Any]) -> None:
 
 def open_commands(conn: Connection, board: str, now: str) -> list[dict[str, Any]]:
     """Commands without a result that have not expired, oldest first; marks delivery."""
-    rows = conn.execute(
-        select(t.commands.c.id, t.commands.c.command, t.commands.c.delivered_at)
-        .where(t.commands.c.board == board, t.commands.c.result.is_(None))
-        .order_by(t.commands.c.created_at).limit(MAX_OPEN_COMMANDS)).all()
+    rows = conn.execute(_OPEN_COMMANDS, {"b": board}).all()
     out = []
     undelivered = []
     for r in rows:

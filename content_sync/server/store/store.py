@@ -130,8 +130,11 @@ class Store:
 class AsyncStore:
     """The store for the event loop: reads on threads, writes by group commit."""
 
-    def __init__(self, store: Store, readers: int = 4) -> None:
+    def __init__(self, store: Store, readers: int = 4,
+                 on_commit: Callable[[float, int], None] | None = None) -> None:
+        """``on_commit(seconds, writes)``: told after each group commit (writer thread)."""
         self.store = store
+        self.on_commit = on_commit
         self._readers = ThreadPoolExecutor(readers, thread_name_prefix="store-read")
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="store-write")
         self._pending: list[tuple[Callable[..., Any], tuple[Any, ...], asyncio.Future[Any]]] = []
@@ -198,6 +201,8 @@ class AsyncStore:
             self.writes += len(batch)
             self.commit_s += took
             self.commit_s_max = max(self.commit_s_max, took)
+            if self.on_commit is not None:
+                self.on_commit(took, len(batch))
             return [(True, v) for v in values]
         except Exception as e:
             if len(batch) == 1:
