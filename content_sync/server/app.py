@@ -72,6 +72,7 @@ class SourceServer:
             self._task(listen(self.hub, self.db.url), "pg-listen")
         self._task(self._prune(), "prune-heartbeats")
         self.metrics.live(self._live)
+        self.metrics.watch_gc()
         log.info("source server on %s: %d boards' events known, store %r",
                  self.data_dir, len(self.hub.latest), self.db)
 
@@ -110,6 +111,7 @@ class SourceServer:
                               PRUNE_EVERY_S)
 
     async def stop(self) -> None:
+        self.metrics.unwatch_gc()
         self.hub.close()
         for task in self.tasks:
             task.cancel()

@@ -9,6 +9,9 @@ was refused and why.
 
 from __future__ import annotations
 
+import contextlib
+import gc
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -44,9 +47,30 @@ class Metrics:
             "eboard_source_store_commit_seconds", "One group commit of the store",
             buckets=LATENCY_BUCKETS, registry=r)
         self.writes = Counter("eboard_source_store_writes", "Writes committed", registry=r)
+        self.gc = Histogram(
+            "eboard_source_gc_seconds", "Garbage collections of the server process (the "
+            "event loop stands still meanwhile)", ["generation"],
+            buckets=LATENCY_BUCKETS, registry=r)
         self.heartbeat = self.handled.labels("heartbeat")
         self.plays = self.handled.labels("plays")
         self.push = self.handled.labels("manifest_put")
+
+    def watch_gc(self) -> None:
+        """Time every collection (``gc.callbacks``); undone by ``unwatch_gc``."""
+        started: list[float] = []
+
+        def timing(phase: str, info: dict[str, int]) -> None:
+            if phase == "start":
+                started[:] = [time.perf_counter()]
+            elif started:
+                self.gc.labels(str(info.get("generation", "?"))).observe(
+                    time.perf_counter() - started[0])
+        self._gc_timing = timing
+        gc.callbacks.append(timing)
+
+    def unwatch_gc(self) -> None:
+        with contextlib.suppress(AttributeError, ValueError):
+            gc.callbacks.remove(self._gc_timing)
 
     def committed(self, seconds: float, writes: int) -> None:
         """Called by the store's writer thread after each group commit."""
