@@ -210,7 +210,10 @@ class PostgresCluster:
     """
 
     def __init__(self, port: int = 0, base: Path | None = None,
-                 bin_dir: Path | None = None) -> None:
+                 bin_dir: Path | None = None, durable: bool = False) -> None:
+        """``durable``: keep fsync and synchronous commits on (benchmarks: figures of a
+        database that survives a power cut, as the server's SQLite does)."""
+        self.durable = durable
         self.bin_dir = bin_dir or find_bin_dir()
         self.version = self.bin_dir.parent.name
         self._fixed_port = port
@@ -283,7 +286,11 @@ class PostgresCluster:
                    "--auth=trust", "--encoding=UTF8", "--no-locale", "--no-sync",
                    "--no-instructions"], timeout=120)
         with (self.data_dir / "postgresql.conf").open("a") as conf:
-            conf.write(SETTINGS.format(socket_dir=self.socket_dir))
+            settings = SETTINGS.format(socket_dir=self.socket_dir)
+            if self.durable:
+                settings = "\n".join(ln for ln in settings.splitlines() if not ln.startswith(
+                    ("fsync", "synchronous_commit", "full_page_writes"))) + "\n"
+            conf.write(settings)
         (self.data_dir / "pg_hba.conf").write_text(HBA)
         self.timings["initdb"] = time.monotonic() - began
 
