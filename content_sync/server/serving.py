@@ -146,7 +146,7 @@ def serve(data_dir: Path, host: str = "127.0.0.1", port: int = 8765,
 
     keep = KEEP_HEARTBEATS_S if keep_heartbeats_h is None else keep_heartbeats_h * 3600
     app = create_app(data_dir, load_tokens(tokens_file), store=store or None,
-                     watch_folder=watch_folder, keep_heartbeats_s=keep)
+                     watch_folder=watch_folder, keep_heartbeats_s=keep, manage_gc=True)
     server = make_server(app, max_connections)
     log.info("serving %s on http://%s:%d/", data_dir, host, port)
     server.run(sockets=[listening_socket(host, port)])
