@@ -4,7 +4,6 @@ events long-poll, proof of play, screenshot."""
 from __future__ import annotations
 
 import asyncio
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -13,7 +12,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from content_sync.server import checks
-from content_sync.server.http import bearer, board_of, read_body, read_json, refuse
+from content_sync.server.http import bearer, board_of, read_body, read_json, refuse, save_atomic
 from content_sync.server.store import ops
 
 if TYPE_CHECKING:
@@ -78,20 +77,13 @@ def screenshot_path(data_dir: Path, board: str) -> Path:
     return data_dir / ".server" / "screenshots" / f"{board}.jpg"
 
 
-def _save_atomic(dest: Path, body: bytes) -> None:
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.upload")
-    tmp.write_bytes(body)
-    os.replace(tmp, dest)
-
-
 async def put_screenshot(request: Request) -> Response:
     srv, board = authorised_board(request)
     body = await read_body(request, checks.MAX_SCREENSHOT_BYTES,
                            "a screenshot (lower status.screenshot_width on the box)")
     if not body.startswith(b"\xff\xd8\xff"):
         raise refuse(415, "a screenshot must be a JPEG")
-    await asyncio.to_thread(_save_atomic, screenshot_path(srv.data_dir, board), body)
+    await asyncio.to_thread(save_atomic, screenshot_path(srv.data_dir, board), body)
     await srv.store.write(ops.record_screenshot, board, len(body))
     return Response(status_code=204)
 

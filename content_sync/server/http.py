@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import zlib
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 from starlette.exceptions import HTTPException
@@ -20,6 +22,27 @@ from starlette.requests import ClientDisconnect, Request
 
 BOARD_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,127}$")
 BODY_IDLE_S = 30.0
+
+
+def save_atomic(dest: Path, body: bytes) -> None:
+    """``dest`` holds ``body`` whole, or what it held before — also after a power cut:
+    written beside it, flushed to disk, renamed over it, the folder flushed."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.upload")
+    with tmp.open("wb") as f:
+        f.write(body)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, dest)
+    sync_dir(dest.parent)
+
+
+def sync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def refuse(status: int, message: str, headers: dict[str, str] | None = None) -> HTTPException:

@@ -9,7 +9,6 @@ import hashlib
 import json
 import os
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
@@ -20,7 +19,16 @@ from content_sync.protocol import SHA256_RE
 from content_sync.publish import manifest_version_in
 from content_sync.server import checks, status_page
 from content_sync.server.board_routes import screenshot_path
-from content_sync.server.http import bearer, board_of, paced, read_body, read_json, refuse
+from content_sync.server.http import (
+    bearer,
+    board_of,
+    paced,
+    read_body,
+    read_json,
+    refuse,
+    save_atomic,
+    sync_dir,
+)
 from content_sync.server.static import manifest_path, media_path, serve_file
 from content_sync.server.store import EventType, ops
 
@@ -73,19 +81,15 @@ async def put_media(request: Request) -> Response:
                     buf.clear()
             if buf:
                 await asyncio.to_thread(f.write, bytes(buf))
+            f.flush()
+            await asyncio.to_thread(os.fsync, f.fileno())  # on disk before it is named
         if h.hexdigest() != name:
             raise refuse(400, "uploaded bytes do not match the SHA-256 in the URL")
         os.replace(tmp, dest)
+        await asyncio.to_thread(sync_dir, dest.parent)
     finally:
         tmp.unlink(missing_ok=True)
     return Response(status_code=201)
-
-
-def _write_atomic(dest: Path, body: bytes) -> None:
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".manifest.{os.getpid()}.upload")
-    tmp.write_bytes(body)
-    os.replace(tmp, dest)
 
 
 async def put_manifest(request: Request) -> Response:
@@ -103,7 +107,7 @@ async def _put_manifest(srv: SourceServer, request: Request, board: str) -> Resp
             raise ValueError
     except (ValueError, RecursionError):
         raise refuse(400, "body is not a DSSE envelope") from None
-    await asyncio.to_thread(_write_atomic, manifest_path(srv.data_dir, board), body)
+    await asyncio.to_thread(save_atomic, manifest_path(srv.data_dir, board), body)
     await srv.watcher.offer(board, manifest_version_in(body))
     return Response(status_code=201)
 

@@ -147,10 +147,6 @@ class AsyncStore:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._checkpoints: asyncio.Task[None] | None = None
-        self.commits = 0
-        self.writes = 0
-        self.commit_s = 0.0  # time spent committing, in all
-        self.commit_s_max = 0.0
 
     def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -204,13 +200,8 @@ class AsyncStore:
         try:
             with self.store.engine.begin() as conn:
                 values = [fn(conn, *args) for fn, args, _ in batch]
-            took = time.monotonic() - started
-            self.commits += 1
-            self.writes += len(batch)
-            self.commit_s += took
-            self.commit_s_max = max(self.commit_s_max, took)
             if self.on_commit is not None:
-                self.on_commit(took, len(batch))
+                self.on_commit(time.monotonic() - started, len(batch))
             return [(True, v) for v in values]
         except Exception as e:
             if len(batch) == 1:
